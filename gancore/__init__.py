@@ -1,0 +1,65 @@
+"""gancore: a plugin-based framework for training GANs on PyTorch.
+
+Plugins import from here: the ``hookimpl`` marker and the interfaces they implement.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookimpl = pluggy.HookimplMarker("gancore")
+"""Marker for hook implementations: decorate ``gancore_*`` functions with it."""
+
+from gancore.data import DataSource, ImageSettings, TensorData  # noqa: E402
+from gancore.errors import (  # noqa: E402
+    CheckpointError,
+    ConfigError,
+    GancoreError,
+    PluginError,
+    TrainingError,
+)
+from gancore.interfaces import (  # noqa: E402
+    Batch,
+    Critic,
+    DataSpec,
+    Generator,
+    Loss,
+    NoSettings,
+    PenaltyInput,
+    Players,
+    Regularizer,
+    Settings,
+    StepContext,
+    StepOutput,
+    Variant,
+)
+from gancore.metrics import Metric  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Batch",
+    "CheckpointError",
+    "ConfigError",
+    "Critic",
+    "DataSource",
+    "DataSpec",
+    "GancoreError",
+    "Generator",
+    "ImageSettings",
+    "Loss",
+    "Metric",
+    "NoSettings",
+    "PenaltyInput",
+    "Players",
+    "PluginError",
+    "Regularizer",
+    "Settings",
+    "StepContext",
+    "StepOutput",
+    "TensorData",
+    "TrainingError",
+    "Variant",
+    "__version__",
+    "hookimpl",
+]

@@ -1,0 +1,18 @@
+"""The core's own built-ins, registered through the same hooks as any plugin."""
+
+from __future__ import annotations
+
+from gancore import hookimpl
+from gancore.data.digits import Digits
+from gancore.data.image_folder import ImageFolder
+from gancore.losses import BUILTIN_LOSSES
+
+
+@hookimpl
+def gancore_register_losses() -> list[type]:
+    return list(BUILTIN_LOSSES)
+
+
+@hookimpl
+def gancore_register_datasets() -> list[type]:
+    return [Digits, ImageFolder]

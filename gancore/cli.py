@@ -1,0 +1,208 @@
+"""The ``gancore`` command line (click).
+
+Every :class:`GancoreError` is printed as one line on stderr with its exit code (2 for usage,
+config, plugin and checkpoint errors; 1 when training fails); never a traceback for a user's
+mistake.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gancore import __version__
+from gancore.errors import ConfigError, GancoreError
+from gancore.plugins import PluginHost, load_plugins
+
+_host: PluginHost | None = None
+
+
+def host() -> PluginHost:
+    """The plugins, loaded once per process."""
+    global _host
+    if _host is None:
+        _host = load_plugins()
+    return _host
+
+
+def reset_host() -> None:
+    """Forget the loaded plugins and their commands (tests change what is installed)."""
+    global _host
+    _host = None
+    for name in list(cli.commands):
+        if name not in CORE_COMMANDS:
+            del cli.commands[name]
+    cli._plugins_added = False  # type: ignore[attr-defined]
+
+
+class GancoreGroup(click.Group):
+    """Adds plugin commands lazily and renders gancore's errors as one line."""
+
+    def _plugin_commands(self) -> None:
+        if not getattr(self, "_plugins_added", False):
+            self._plugins_added = True
+            host().register_commands(self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None:
+            self._plugin_commands()
+            command = super().get_command(ctx, name)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GancoreError as exc:
+            click.echo(f"gancore: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("gancore: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=GancoreGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gancore")
+def cli() -> None:
+    """Train, sample and inspect GANs. Variants, losses, regularizers and data sources are
+    plugins: `gancore plugins` lists what is installed."""
+
+
+# -- run ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("variant")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="A TOML or JSON config file.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override one setting, e.g. --set train.steps=500 (repeatable; values are "
+                   "parsed as JSON where they parse, else taken as strings).")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Run directory [default: runs/VARIANT-YYYYmmdd-HHMMSS].")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its latest checkpoint (its config.json is the "
+                   "base; --config and --set apply on top, e.g. more train.steps).")
+@click.option("--dry-run", is_flag=True, help="Resolve and print the config, then stop.")
+def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str | None,
+        resume: bool, dry_run: bool) -> None:
+    """Train VARIANT (e.g. `gancore run dcgan`) and write a run directory: config.json,
+    metrics.jsonl, samples/step_*.png and checkpoints/step_*.safetensors."""
+    from gancore.config import build_raw, resolve
+
+    if resume and out is None:
+        raise click.UsageError("--resume needs --out RUN_DIR")
+    base = None
+    if resume:
+        cfg_path = Path(out) / "config.json"  # type: ignore[arg-type]
+        if not cfg_path.is_file():
+            raise ConfigError(f"--resume: {out} holds no run to resume (no config.json)")
+        base = json.loads(cfg_path.read_text())
+    raw = build_raw(variant, config_file, sets, base=base)
+    cfg = resolve(host(), raw)
+    if dry_run:
+        click.echo(json.dumps(cfg.to_dict(), indent=2))
+        return
+    from gancore.kernel import Trainer
+
+    run_dir = Path(out) if out else Path("runs") / f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}"
+    trainer = Trainer(host(), cfg, run_dir, resume=resume, echo=lambda m: click.echo(m, err=True))
+    result = trainer.run()
+    click.echo(
+        f"done: {result.step} steps in {result.seconds:.1f} s; "
+        f"samples: {result.samples}; checkpoint: {result.checkpoint}"
+    )
+
+
+# -- plugins and registries --------------------------------------------------------------------
+
+
+@cli.command()
+def plugins() -> None:
+    """List installed plugins, where they come from and what they provide (or why they broke)."""
+    for rec in host().records:
+        provides = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in rec.provides.items())
+        line = f"{rec.name:<18} {rec.status:<9} {rec.source}"
+        if provides:
+            line += f"  [{provides}]"
+        if rec.error:
+            line += f"\n{'':<18} error: {rec.error}"
+        click.echo(line)
+
+
+@cli.command(name="list")
+@click.argument("kind", required=False,
+                type=click.Choice(["variants", "losses", "regularizers", "datasets", "metrics"]))
+def list_(kind: str | None) -> None:
+    """List registered names: variants, losses, regularizers, datasets, metrics (or all)."""
+    h = host()
+    for k in [kind] if kind else list(PluginHost.registry_kinds):
+        registry = h.registry(k)
+        if not kind:
+            click.echo(f"{k}:")
+        for name in registry:
+            doc = (registry.get(name).__doc__ or "").strip().splitlines()
+            click.echo(f"  {name:<18} {doc[0] if doc else ''}  ({registry.source(name)})")
+
+
+@cli.command()
+@click.argument("variant")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Overrides to apply first (e.g. a variant's mode changes its defaults).")
+@click.option("--json", "as_json", is_flag=True, help="Print the resolved config as JSON.")
+def config(variant: str, sets: tuple[str, ...], as_json: bool) -> None:
+    """Print VARIANT's settings with their defaults and descriptions."""
+    from gancore.confdoc import describe
+    from gancore.config import build_raw, resolve
+
+    cfg = resolve(host(), build_raw(variant, None, sets))
+    if as_json:
+        click.echo(json.dumps(cfg.to_dict(), indent=2))
+    else:
+        click.echo(describe(cfg))
+
+
+# -- sampling ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("source", metavar="RUN_DIR_OR_CKPT")
+@click.option("--n", "n", type=click.IntRange(1, 100000), default=64, show_default=True,
+              help="Number of samples.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Output file: .png (grid), .npy or .safetensors (raw samples in data space).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise.")
+@click.option("--ema/--no-ema", default=True, show_default=True,
+              help="Use the generator's moving average when the run kept one.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+def sample(source: str, n: int, out: str, seed: int, ema: bool, device: str) -> None:
+    """Generate N samples from a run directory's latest checkpoint or a checkpoint file."""
+    from gancore.inference import generate, write_samples
+
+    suffix = Path(out).suffix.lower()
+    if suffix not in (".png", ".npy", ".safetensors"):
+        raise ConfigError(f"--out: {out} must end in .png, .npy or .safetensors")
+    x, used = generate(host(), source, n=n, seed=seed, ema=ema, device=device)
+    write_samples(x, out)
+    click.echo(f"wrote {n} samples {list(x.shape)} ({used} generator) to {out}")
+
+
+CORE_COMMANDS = frozenset(cli.commands)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli.main(prog_name="gancore")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Render a resolved config as commented TOML: every setting, its value and its description."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from gancore.config import LogSettings, OptimizerSettings, RunConfig, TrainSettings
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, tuple):
+        value = list(value)
+    return json.dumps(value)
+
+
+def _lines(model: BaseModel, cls: type[BaseModel]) -> list[str]:
+    out = []
+    for name, field in cls.model_fields.items():
+        value = getattr(model, name)
+        desc = field.description or ""
+        if isinstance(value, BaseModel):
+            continue
+        text = f"{name} = {_value(value)}" if value is not None else f"# {name} = (unset)"
+        out.append(f"{text:<36} # {desc}" if desc else text)
+    return out
+
+
+def _doc(cls: type) -> str:
+    lines = (cls.__doc__ or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def describe(cfg: RunConfig) -> str:
+    """Commented TOML of the whole resolved config (valid input for ``--config``)."""
+    parts: list[str] = []
+
+    def named(section: str, cls: type, settings: BaseModel) -> None:
+        parts.append(f"[{section}]  # {cls.name}: {_doc(cls)}")
+        parts.append(f"name = {_value(cls.name)}")
+        parts.extend(_lines(settings, type(settings)))
+        parts.append("")
+
+    named("variant", cfg.variant_cls, cfg.variant)
+    named("data", cfg.data_cls, cfg.data)
+    named("loss", cfg.loss_cls, cfg.loss)
+    for cls, settings in cfg.regularizers:
+        parts.append(f"[[regularizers]]  # {cls.name}: {_doc(cls)}")
+        parts.append(f"name = {_value(cls.name)}")
+        parts.extend(_lines(settings, type(settings)))
+        parts.append("")
+    if not cfg.regularizers:
+        parts += ["# regularizers = []  (a list of {name = ..., weight = ...}; see "
+                  "`gancore list regularizers`)", ""]
+    parts.append("[train]")
+    parts.extend(_lines(cfg.train, TrainSettings))
+    parts.append("")
+    for player in ("generator", "critic"):
+        parts.append(f"[optim.{player}]")
+        parts.extend(_lines(getattr(cfg.optim, player), OptimizerSettings))
+        parts.append("")
+    parts.append("[log]")
+    parts.extend(_lines(cfg.log, LogSettings))
+    return "\n".join(parts).rstrip() + "\n"

@@ -1,0 +1,342 @@
+"""The run configuration: core sections, plugin sections, files and ``--set`` overrides.
+
+Resolution order, lowest first: the core's defaults, the variant's :meth:`Variant.defaults`,
+the config file, then each ``--set dotted.key=value``. The result is validated section by
+section (each plugin's section by the plugin's own ``Config``) and every mistake becomes one
+:class:`ConfigError` line naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gancore.errors import ConfigError, PluginError
+from gancore.interfaces import Settings
+from gancore.plugins import PluginHost
+
+
+class TrainSettings(Settings):
+    steps: int = Field(2000, ge=1, description="Generator steps (iterations) to train for.")
+    batch_size: int = Field(64, ge=1, le=65536, description="Samples per batch.")
+    n_critic: int = Field(1, ge=1, le=100, description="Critic steps per generator step.")
+    seed: int = Field(0, ge=0, description="Seed of every random number in the run.")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="Autocast precision. auto: bf16 on GPUs that support it, else fp32 (the "
+        "CPU default: bf16 autocast is slow on CPUs without bf16 units). fp16 uses one "
+        "GradScaler per player.",
+    )
+    ema: float | None = Field(
+        None,
+        ge=0.0,
+        lt=1.0,
+        description="Decay of an exponential moving average of the generator's weights "
+        "(e.g. 0.999); null disables it.",
+    )
+    channels_last: bool = Field(
+        False, description="Keep image tensors and conv weights in channels-last memory format."
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value in ("auto", "cpu", "cuda") or (
+            value.startswith("cuda:") and value[5:].isdigit()
+        ):
+            return value
+        raise ValueError("expected auto, cpu, cuda or cuda:N")
+
+
+class OptimizerSettings(Settings):
+    name: Literal["adam", "adamw", "rmsprop", "sgd"] = Field("adam", description="Optimizer.")
+    lr: float = Field(2e-4, gt=0.0, description="Learning rate.")
+    betas: tuple[float, float] = Field((0.5, 0.999), description="Adam/AdamW betas.")
+    eps: float = Field(1e-8, gt=0.0, description="Numerical stability term.")
+    weight_decay: float = Field(0.0, ge=0.0, description="Weight decay.")
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="RMSprop/SGD momentum.")
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError("each beta must be in [0, 1)")
+        return value
+
+
+class OptimSettings(Settings):
+    generator: OptimizerSettings = Field(default_factory=OptimizerSettings)
+    critic: OptimizerSettings = Field(default_factory=OptimizerSettings)
+
+
+class LogSettings(Settings):
+    every: int = Field(50, ge=1, description="Steps between metrics.jsonl records.")
+    sample_every: int = Field(500, ge=0, description="Steps between sample grids; 0: only at end.")
+    checkpoint_every: int = Field(
+        1000, ge=0, description="Steps between checkpoints; 0: only at the end."
+    )
+    keep_checkpoints: int = Field(3, ge=1, description="Most recent checkpoints kept.")
+    samples: int = Field(64, ge=1, le=1024, description="Samples in each grid.")
+    progress: bool = Field(True, description="Show a progress bar.")
+
+
+class NamedSection(BaseModel):
+    """A section selecting a plugin class by ``name``; its other keys are that class's settings."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+
+CORE_DEFAULTS: dict[str, Any] = {"data": {"name": "digits"}, "loss": {"name": "nonsaturating"}}
+
+
+class RawConfig(Settings):
+    variant: NamedSection
+    data: NamedSection
+    loss: NamedSection
+    regularizers: list[NamedSection] = Field(default_factory=list)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    optim: OptimSettings = Field(default_factory=OptimSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+
+@dataclass
+class RunConfig:
+    """A fully resolved and validated run configuration."""
+
+    variant_cls: type
+    variant: Settings
+    data_cls: type
+    data: Settings
+    loss_cls: type
+    loss: Settings
+    regularizers: list[tuple[type, Settings]]
+    train: TrainSettings
+    optim: OptimSettings
+    log: LogSettings
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as written to ``config.json`` (re-runnable with ``--config``)."""
+
+        def named(cls: type, settings: Settings) -> dict[str, Any]:
+            return {"name": cls.name, **settings.model_dump(mode="json")}
+
+        return {
+            "variant": named(self.variant_cls, self.variant),
+            "data": named(self.data_cls, self.data),
+            "loss": named(self.loss_cls, self.loss),
+            "regularizers": [named(c, s) for c, s in self.regularizers],
+            "train": self.train.model_dump(mode="json"),
+            "optim": self.optim.model_dump(mode="json"),
+            "log": self.log.model_dump(mode="json"),
+        }
+
+
+# -- reading files and overrides ---------------------------------------------------------------
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML or JSON config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--config: no such file {path}")
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(path.read_text())
+        if path.suffix == ".json":
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise ConfigError(f"--config: {path} must hold a JSON object")
+            return data
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--config: {path} is not valid {path.suffix[1:].upper()}: {exc}") from None
+    raise ConfigError(f"--config: {path} must end in .toml or .json")
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: JSON where it parses, else the plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_set(config: dict[str, Any], assignment: str) -> None:
+    """Apply one ``dotted.key=value`` override in place (list items by index: ``a.0.b``)."""
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {assignment!r}: expected dotted.key=value")
+    parts = key.split(".")
+    value = parse_value(text)
+    node: Any = config
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            node = _list_item(node, part, ".".join(parts[: i + 1]))
+            continue
+        child = node.get(part)
+        if isinstance(child, str) and part in ("variant", "data", "loss"):
+            child = node[part] = {"name": child}
+        elif not isinstance(child, dict | list):
+            child = node[part] = {}
+        node = child
+    last = parts[-1]
+    if isinstance(node, list):
+        index = int(_list_index(node, last, key))
+        node[index] = value
+    else:
+        node[last] = value
+
+
+def _list_index(node: list[Any], part: str, key: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"--set {key}: expected a list index below {len(node)}")
+    return int(part)
+
+
+def _list_item(node: list[Any], part: str, key: str) -> Any:
+    return node[_list_index(node, part, key)]
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, recursively for dicts; a named section whose name changes restarts."""
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        old = out.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            if "name" in value and old.get("name") not in (None, value["name"]):
+                out[key] = copy.deepcopy(value)
+            else:
+                out[key] = deep_merge(old, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+# -- validation --------------------------------------------------------------------------------
+
+
+def _fields_of(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    for part in loc:
+        if not isinstance(part, str):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return []
+    return sorted(model.model_fields)
+
+
+def format_validation_error(exc: ValidationError, prefix: str, model: type[BaseModel]) -> str:
+    """One line: ``key: problem`` for each error, joined by ``; ``."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join([prefix, *map(str, loc)] if prefix else map(str, loc))
+        if err["type"] == "extra_forbidden":
+            allowed = _fields_of(model, loc[:-1])
+            msg = "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        else:
+            msg = err["msg"]
+            if err["type"] not in ("value_error", "assertion_error") and "input" in err:
+                msg += f", got {json.dumps(err['input'], default=str)}"
+            msg = msg.replace("Value error, ", "")
+        lines.append(f"{key}: {msg}" if key else msg)
+    return "; ".join(lines)
+
+
+def validate(model: type[Settings], data: Any, prefix: str) -> Settings:
+    """Validate ``data`` with ``model``; errors become one :class:`ConfigError` line."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix}: expected a table of settings, got {json.dumps(data)}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, prefix, model)) from None
+
+
+def _plugin_section(registry: Any, section: dict[str, Any], key: str) -> tuple[type, Settings]:
+    section = dict(section)
+    name = section.pop("name", None)
+    if not isinstance(name, str):
+        raise ConfigError(f"{key}.name: required, one of: {', '.join(registry.names())}")
+    try:
+        cls = registry.get(name)
+    except PluginError as exc:
+        raise ConfigError(f"{key}.name: {exc}") from None
+    return cls, validate(cls.Config, section, key)
+
+
+def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
+    raw = copy.deepcopy(raw)
+    for key in ("variant", "data", "loss"):
+        if isinstance(raw.get(key), str):
+            raw[key] = {"name": raw[key]}
+    return raw
+
+
+def resolve(host: PluginHost, raw: dict[str, Any]) -> RunConfig:
+    """Validate a raw config (file merged with overrides) into a :class:`RunConfig`."""
+    raw = _normalise(raw)
+    variant_section = raw.get("variant")
+    if not isinstance(variant_section, dict):
+        raise ConfigError(
+            f"variant: required, one of: {', '.join(host.variants.names()) or 'none installed'}"
+        )
+    variant_cls, variant_settings = _plugin_section(host.variants, variant_section, "variant")
+    defaults = deep_merge(CORE_DEFAULTS, _normalise(variant_cls.defaults(variant_settings)))
+    merged = deep_merge(defaults, raw)
+    parsed = validate(RawConfig, merged, "")
+    assert isinstance(parsed, RawConfig)
+    data_cls, data_settings = _plugin_section(host.datasets, merged["data"], "data")
+    loss_cls, loss_settings = _plugin_section(host.losses, merged["loss"], "loss")
+    regularizers = [
+        _plugin_section(host.regularizers, section, f"regularizers.{i}")
+        for i, section in enumerate(merged.get("regularizers", []))
+    ]
+    return RunConfig(
+        variant_cls=variant_cls,
+        variant=variant_settings,
+        data_cls=data_cls,
+        data=data_settings,
+        loss_cls=loss_cls,
+        loss=loss_settings,
+        regularizers=regularizers,
+        train=parsed.train,
+        optim=parsed.optim,
+        log=parsed.log,
+    )
+
+
+def build_raw(
+    variant: str | None,
+    config_file: str | Path | None = None,
+    sets: tuple[str, ...] | list[str] = (),
+    base: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Merge ``base`` (a resumed run's config), a config file and ``--set`` overrides."""
+    raw: dict[str, Any] = _normalise(base or {})
+    if config_file is not None:
+        raw = deep_merge(raw, _normalise(load_file(config_file)))
+    if variant is not None:
+        current = raw.get("variant", {})
+        if current.get("name") not in (None, variant):
+            where = "the run directory holds" if base is not None else "the config file is for"
+            raise ConfigError(f"variant: {where} {current['name']!r}, not {variant!r}")
+        raw["variant"] = {**current, "name": variant}
+    for assignment in sets:
+        apply_set(raw, assignment)
+    return raw

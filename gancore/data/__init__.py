@@ -1,0 +1,61 @@
+"""Data sources: the interface and the built-in sources (registered by ``gancore.builtin``).
+
+A source loads its whole dataset into memory as tensors (``TensorData``); the kernel keeps it
+on the training device and draws batches from it without a DataLoader, so data loading costs
+nothing per step and the batch order is part of the checkpointed state.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from pydantic import Field
+from torch import Tensor
+
+from gancore.interfaces import DataSpec, NoSettings, Settings
+
+
+@dataclass
+class TensorData:
+    """A whole dataset in memory.
+
+    ``x`` is ``[N, C, H, W]`` in [-1, 1] for images or ``[N, D]`` for vectors; ``y`` holds
+    int64 labels in ``[0, num_classes)`` or is None.
+    """
+
+    x: Tensor
+    y: Tensor | None = None
+    num_classes: int = 0
+
+    @property
+    def kind(self) -> str:
+        return "image" if self.x.dim() == 4 else "vector"
+
+    @property
+    def spec(self) -> DataSpec:
+        return DataSpec(kind=self.kind, shape=tuple(self.x.shape[1:]), num_classes=self.num_classes)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+class DataSource(ABC):
+    """A named source of training data, with its own settings model ``Config``."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[Settings]] = NoSettings
+
+    def __init__(self, config: Settings | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+    @abstractmethod
+    def load(self) -> TensorData:
+        """Load the dataset (never from the network)."""
+
+
+class ImageSettings(Settings):
+    """Settings shared by the image sources."""
+
+    image_size: int = Field(32, ge=8, le=1024, description="Side of the square images, pixels.")

@@ -1,0 +1,74 @@
+"""Any folder of images, with optional class subfolders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from gancore.data import DataSource, ImageSettings, TensorData
+from gancore.errors import ConfigError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+class ImageFolderSettings(ImageSettings):
+    path: str = Field(..., description="Folder of images; class subfolders give labels.")
+    channels: Literal[1, 3] = Field(3, description="1 for grayscale, 3 for RGB.")
+
+
+def load_image(path: Path, size: int, channels: int) -> torch.Tensor:
+    """Read one image: centre-crop to a square, resize (Lanczos), scale to [-1, 1], [C, H, W]."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            w, h = img.size
+            side = min(w, h)
+            left, top = (w - side) // 2, (h - side) // 2
+            img = img.crop((left, top, left + side, top + side))
+            img = img.resize((size, size), Image.Resampling.LANCZOS)
+            arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ConfigError(f"data.path: cannot read image {path}: {exc}") from None
+    if arr.ndim == 2:
+        arr = arr[None]
+    else:
+        arr = arr.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+class ImageFolder(DataSource):
+    """Images from ``path``; if it holds only subfolders, each subfolder is a class."""
+
+    name = "image-folder"
+    Config = ImageFolderSettings
+
+    def load(self) -> TensorData:
+        root = Path(self.config.path).expanduser()
+        if not root.is_dir():
+            raise ConfigError(f"data.path: {root} is not a folder")
+        classes = sorted(p for p in root.iterdir() if p.is_dir())
+        if classes:
+            groups = [(i, image_files(d)) for i, d in enumerate(classes)]
+        else:
+            groups = [(0, image_files(root))]
+        files = [(label, f) for label, fs in groups for f in fs]
+        if not files:
+            raise ConfigError(
+                f"data.path: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {root}"
+            )
+        size, channels = self.config.image_size, self.config.channels
+        x = torch.stack([load_image(f, size, channels) for _, f in files])
+        if not classes:
+            return TensorData(x=x)
+        y = torch.tensor([label for label, _ in files], dtype=torch.int64)
+        return TensorData(x=x, y=y, num_classes=len(classes))

@@ -1,0 +1,72 @@
+"""Building a run's objects from a resolved config: variant, networks, regularizers, optimizers."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gancore.config import OptimizerSettings, RunConfig
+from gancore.errors import ConfigError
+from gancore.interfaces import DataSpec, Loss, Players, Regularizer, Variant
+
+
+@dataclass
+class Model:
+    """A variant with its networks on a device (and, when enabled, the generator's EMA)."""
+
+    variant: Variant
+    nets: Players
+    regularizers: list[Regularizer]
+    ema: nn.Module | None
+    device: torch.device
+
+
+def build_model(cfg: RunConfig, spec: DataSpec, device: torch.device) -> Model:
+    """Seed, build the variant's networks, attach regularizers, move to ``device``."""
+    if cfg.variant_cls.conditional and spec.num_classes == 0:
+        raise ConfigError(
+            f"data.name: variant {cfg.variant_cls.name!r} is conditional and needs labelled "
+            f"data, but {cfg.data_cls.name!r} has no labels"
+        )
+    loss: Loss = cfg.loss_cls(cfg.loss)
+    variant: Variant = cfg.variant_cls(cfg.variant, spec, loss)
+    torch.manual_seed(cfg.train.seed)
+    nets = variant.build()
+    regularizers: list[Regularizer] = [cls(settings) for cls, settings in cfg.regularizers]
+    for reg in regularizers:
+        nets.critic = reg.attach(nets.critic)
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.preserve_format
+    nets.generator.to(device=device, memory_format=memory_format)
+    nets.critic.to(device=device, memory_format=memory_format)
+    ema = None
+    if cfg.train.ema is not None:
+        ema = copy.deepcopy(nets.generator).eval().requires_grad_(False)
+    return Model(variant=variant, nets=nets, regularizers=regularizers, ema=ema, device=device)
+
+
+def make_optimizer(settings: OptimizerSettings, module: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError(f"{type(module).__name__} has no trainable parameters")
+    s = settings
+    if s.name == "adam":
+        return torch.optim.Adam(params, lr=s.lr, betas=s.betas, eps=s.eps, weight_decay=s.weight_decay)
+    if s.name == "adamw":
+        return torch.optim.AdamW(params, lr=s.lr, betas=s.betas, eps=s.eps, weight_decay=s.weight_decay)
+    if s.name == "rmsprop":
+        return torch.optim.RMSprop(
+            params, lr=s.lr, eps=s.eps, weight_decay=s.weight_decay, momentum=s.momentum
+        )
+    return torch.optim.SGD(params, lr=s.lr, weight_decay=s.weight_decay, momentum=s.momentum)
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """Move the average towards the model's weights; copy buffers (BatchNorm statistics)."""
+    ema_params = list(ema.parameters())
+    torch._foreach_lerp_(ema_params, list(model.parameters()), 1.0 - decay)
+    for mine, theirs in zip(ema.buffers(), model.buffers(), strict=True):
+        mine.copy_(theirs)

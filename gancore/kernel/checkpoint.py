@@ -1,0 +1,177 @@
+"""Checkpoints in safetensors: tensors for state, JSON strings in the metadata for the rest.
+
+Nothing is ever unpickled. A file is written to a temporary name in the same folder, flushed
+to disk, then renamed over the target, so a crash never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+from gancore.errors import CheckpointError
+
+FORMAT = "gancore.checkpoint"
+FORMAT_VERSION = "1"
+CHECKPOINT_RE = re.compile(r"^step_(\d{7,})\.safetensors$")
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:07d}.safetensors"
+
+
+def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """Checkpoints in ``folder``, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        m = CHECKPOINT_RE.match(path.name)
+        if m:
+            found.append((int(m.group(1)), path))
+    return sorted(found)
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the latest checkpoint of a run directory."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        found = list_checkpoints(path / "checkpoints") or list_checkpoints(path)
+        if found:
+            return found[-1][1]
+        raise CheckpointError(f"{path}: no checkpoints (expected {path}/checkpoints/step_*.safetensors)")
+    raise CheckpointError(f"{path}: no such run directory or checkpoint file")
+
+
+def write_atomic(tensors: dict[str, Tensor], metadata: dict[str, str], path: Path) -> None:
+    """Write a safetensors file atomically (temporary file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def module_tensors(prefix: str, module: nn.Module) -> dict[str, Tensor]:
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone()
+            for k, v in module.state_dict().items()}
+
+
+def optimizer_state(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], str]:
+    """Per-parameter state tensors, and the non-tensor state as JSON.
+
+    Hyperparameters (param groups) are not stored: on resume they come from the config, so
+    ``--set optim.critic.lr=...`` takes effect.
+    """
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            if isinstance(value, Tensor):
+                tensors[f"{prefix}.{idx}.{key}"] = value.detach().cpu().contiguous().clone()
+            else:
+                scalars.setdefault(str(idx), {})[key] = value
+    return tensors, json.dumps(scalars)
+
+
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer, prefix: str, tensors: dict[str, Tensor], scalars_json: str
+) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            idx, name = key[len(prefix) + 1 :].split(".", 1)
+            state.setdefault(int(idx), {})[name] = value
+    for idx, values in json.loads(scalars_json).items():
+        state.setdefault(int(idx), {}).update(values)
+    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+
+
+class Checkpoint:
+    """A checkpoint read into memory: ``tensors`` and decoded ``metadata``."""
+
+    def __init__(self, path: Path, tensors: dict[str, Tensor], metadata: dict[str, str]) -> None:
+        self.path = path
+        self.tensors = tensors
+        self.metadata = metadata
+
+    @property
+    def step(self) -> int:
+        return int(self.metadata["step"])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return json.loads(self.metadata["config"])
+
+    def json(self, key: str) -> Any:
+        return json.loads(self.metadata[key])
+
+    def section(self, prefix: str) -> dict[str, Tensor]:
+        """Tensors under ``prefix.``, with the prefix removed."""
+        n = len(prefix) + 1
+        return {k[n:]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")}
+
+    def has(self, prefix: str) -> bool:
+        return any(k.startswith(prefix + ".") for k in self.tensors)
+
+    def load_module(self, prefix: str, module: nn.Module) -> None:
+        state = self.section(prefix)
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()
+            detail = " ".join(line.strip() for line in first[:3])
+            raise CheckpointError(
+                f"{self.path}: the {prefix!r} weights do not fit the network the config builds "
+                f"({detail[:300]})"
+            ) from None
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Read and check a gancore checkpoint; a truncated or foreign file is a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            metadata = fh.metadata() or {}
+            if metadata.get("format") != FORMAT:
+                raise CheckpointError(
+                    f"{path}: not a gancore checkpoint (a safetensors file without gancore's "
+                    "metadata)"
+                )
+            if metadata.get("format_version") != FORMAT_VERSION:
+                raise CheckpointError(
+                    f"{path}: checkpoint format version {metadata.get('format_version')!r} is "
+                    f"not supported (this gancore reads version {FORMAT_VERSION})"
+                )
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file (truncated or corrupt?): {exc}"
+        ) from None
+    for key in ("step", "config"):
+        if key not in metadata:
+            raise CheckpointError(f"{path}: checkpoint metadata lacks {key!r}")
+    return Checkpoint(path, tensors, metadata)

@@ -1,0 +1,80 @@
+"""Device and precision policy: autocast without branches in the step, a scaler per player."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gancore.errors import ConfigError
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is the first CUDA device when one is present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("train.device: cuda was asked for but no CUDA device is available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"train.device: {name} does not exist ({torch.cuda.device_count()} CUDA devices)"
+            )
+    return device
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto``: bf16 on CUDA devices that support it, else fp32 (CPU bf16 is slow here)."""
+    if name == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return "bf16"
+        return "fp32"
+    if name == "fp16" and device.type == "cpu":
+        raise ConfigError(
+            "train.precision: fp16 autocast needs a CUDA device; use fp32 or bf16 on the CPU"
+        )
+    return name
+
+
+@dataclass
+class Precision:
+    """The resolved policy: an autocast context factory and one GradScaler per player."""
+
+    name: str
+    device: torch.device
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.name == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=DTYPES[self.name])
+
+    def scaler(self) -> torch.amp.GradScaler:
+        """A GradScaler that is active only under fp16 (a no-op otherwise)."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.name == "fp16")
+
+
+def scaled_grad(scaler: torch.amp.GradScaler) -> Callable[[Tensor, Tensor], Tensor]:
+    """Gradient of ``outputs.sum()`` w.r.t. ``inputs``, with a graph, safe under fp16.
+
+    PyTorch's AMP gradient-penalty recipe: differentiate the *scaled* outputs so small fp16
+    gradients do not underflow, then unscale in float32. The scale is read as a device tensor
+    (no host synchronisation).
+    """
+
+    def grad(outputs: Tensor, inputs: Tensor) -> Tensor:
+        total = outputs.float().sum()
+        if scaler.is_enabled():
+            scale = scaler._get_scale_async()  # device tensor; get_scale() would sync
+            (g,) = torch.autograd.grad(total * scale, inputs, create_graph=True)
+            return g.float() / scale
+        (g,) = torch.autograd.grad(total, inputs, create_graph=True)
+        return g
+
+    return grad

@@ -1,0 +1,347 @@
+"""The training kernel: one loop for every variant.
+
+Each iteration runs the critic phase ``n_critic`` times, then the generator phase. A phase is:
+autocast forward (the variant's step) -> sum of named terms (+ regularizer penalties) ->
+backward (scaled under fp16) -> optimizer step -> constraints. Nothing in the step waits for
+the device: losses are accumulated as tensors and read once per ``log.every`` steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata as md
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gancore.config import RunConfig
+from gancore.data import TensorData
+from gancore.errors import CheckpointError, ConfigError, TrainingError
+from gancore.interfaces import Batch, StepContext, StepOutput
+from gancore.kernel import checkpoint as ck
+from gancore.kernel.build import Model, build_model, ema_update, make_optimizer
+from gancore.kernel.precision import Precision, resolve_device, resolve_precision, scaled_grad
+from gancore.kernel.sampler import BatchSampler
+from gancore.plugins import PluginHost
+from gancore.visualize import save_samples
+
+SAMPLE_SEED_OFFSET = 7919  # sample grids use their own noise, never the training stream
+
+
+def versions() -> dict[str, str]:
+    """gancore, torch, Python and every installed gancore plugin distribution."""
+    out = {"python": platform.python_version(), "torch": torch.__version__}
+    for dist in md.distributions():
+        name = dist.metadata["Name"] or ""
+        if name == "gancore" or name.startswith("gancore-"):
+            out[name] = dist.version
+    return out
+
+
+@dataclass
+class Player:
+    """One side of the game and what the kernel needs to update it."""
+
+    name: str
+    module: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    step_fn: Callable[..., StepOutput]
+
+
+@dataclass
+class TrainResult:
+    step: int
+    seconds: float
+    checkpoint: Path | None
+    samples: Path | None
+
+
+class Trainer:
+    """Trains one run into ``run_dir`` (fresh, or resumed from its latest checkpoint)."""
+
+    def __init__(
+        self,
+        host: PluginHost,
+        cfg: RunConfig,
+        run_dir: str | Path,
+        *,
+        resume: bool = False,
+        echo: Callable[[str], None] = print,
+    ) -> None:
+        self.host, self.cfg, self.echo = host, cfg, echo
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.device = resolve_device(cfg.train.device)
+        self.precision = Precision(resolve_precision(cfg.train.precision, self.device), self.device)
+        self._prepare_dir(resume)
+        data: TensorData = cfg.data_cls(cfg.data).load()
+        self.spec = data.spec
+        self.model: Model = build_model(cfg, data.spec, self.device)
+        nets = self.model.nets
+        variant = self.model.variant
+        self.players = {
+            "critic": Player("critic", nets.critic, make_optimizer(cfg.optim.critic, nets.critic),
+                             self.precision.scaler(), variant.critic_step),
+            "generator": Player("generator", nets.generator,
+                                make_optimizer(cfg.optim.generator, nets.generator),
+                                self.precision.scaler(), variant.generator_step),
+        }
+        self.sampler = BatchSampler(data, cfg.train.batch_size, self.device, cfg.train.seed)
+        self.rng = torch.Generator(device=self.device).manual_seed(cfg.train.seed + 1)
+        self.step = 0
+        self.critic_steps = 0
+        self._sums: dict[str, Tensor] = {}
+        self._count = 0
+        self._bad = torch.zeros((), dtype=torch.bool, device=self.device)
+        self._last_checkpoint: Path | None = None
+        self._last_samples: Path | None = None
+        if resume:
+            self._resume()
+        ck.write_text_atomic(json.dumps(cfg.to_dict(), indent=2) + "\n", self.run_dir / "config.json")
+
+    # -- run directory ---------------------------------------------------------------------
+    def _prepare_dir(self, resume: bool) -> None:
+        has_run = (self.run_dir / "config.json").exists() or bool(ck.list_checkpoints(self.ckpt_dir))
+        if resume and not has_run:
+            raise ConfigError(f"--resume: {self.run_dir} holds no run to resume")
+        if not resume and has_run:
+            raise ConfigError(
+                f"--out: {self.run_dir} already holds a run; pass --resume to continue it "
+                "or choose another --out"
+            )
+        (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- the step --------------------------------------------------------------------------
+    def _phase(self, player: Player, other: nn.Module) -> None:
+        batch: Batch = self.sampler.next()
+        ctx = StepContext(step=self.step, device=self.device, rng=self.rng)
+        player.optimizer.zero_grad(set_to_none=True)
+        other.requires_grad_(False)  # no gradients for the player that is not being updated
+        with self.precision.autocast():
+            out = player.step_fn(self.model.nets, batch, ctx)
+        loss = self._add_terms(player.name, out.terms, out.stats)
+        if player.name == "critic":
+            loss = loss + self._penalties(out, player.scaler)
+        player.scaler.scale(loss).backward()
+        player.scaler.step(player.optimizer)
+        player.scaler.update()
+        other.requires_grad_(True)
+        self._bad |= ~torch.isfinite(loss.detach())
+
+    def _add_terms(self, player: str, terms: dict[str, Tensor], stats: dict[str, Tensor]) -> Tensor:
+        if not terms:
+            raise TrainingError(f"the variant returned no loss terms for the {player}")
+        total = sum(terms.values())
+        assert isinstance(total, Tensor)
+        for name, value in terms.items():
+            self._accumulate(f"{player}/{name}", value)
+        if len(terms) > 1:
+            self._accumulate(f"{player}/total", total)
+        for name, value in stats.items():
+            self._accumulate(f"{player}/{name}", value)
+        return total
+
+    def _penalties(self, out: StepOutput, scaler: torch.amp.GradScaler) -> Tensor | float:
+        total: Tensor | float = 0.0
+        grad = scaled_grad(scaler)
+        for reg in self.model.regularizers:
+            if self.critic_steps % reg.every != 0:
+                continue
+            for inputs in out.penalties:
+                with self.precision.autocast():
+                    value = reg.penalty(inputs, grad)
+                if value is None:
+                    continue
+                self._accumulate(f"critic/{reg.name}", value)
+                total = total + reg.weight * reg.every * value
+        return total
+
+    def _accumulate(self, key: str, value: Tensor) -> None:
+        value = value.detach().float()
+        if key in self._sums:
+            self._sums[key] += value
+        else:
+            self._sums[key] = value.clone()
+
+    def _iteration(self) -> None:
+        nets = self.model.nets
+        critic, generator = self.players["critic"], self.players["generator"]
+        for _ in range(self.cfg.train.n_critic):
+            self._phase(critic, nets.generator)
+            for reg in self.model.regularizers:
+                reg.after_step(nets.critic)
+            self.critic_steps += 1
+        self._phase(generator, nets.critic)
+        if self.model.ema is not None:
+            ema_update(self.model.ema, nets.generator, float(self.cfg.train.ema))
+        self.step += 1
+        self._count += 1
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg = self.cfg
+        total = cfg.train.steps
+        self.host.run_start(str(self.run_dir), cfg.to_dict())
+        self.echo(
+            f"training {cfg.variant_cls.name} on {cfg.data_cls.name} "
+            f"({self.device}, {self.precision.name}) for {total} steps -> {self.run_dir}"
+        )
+        bar = None
+        if cfg.log.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=self.step, unit="it", dynamic_ncols=True, leave=True)
+        started = time.perf_counter()
+        status = "failed"
+        try:
+            self._interval_start = time.perf_counter()
+            while self.step < total:
+                self._iteration()
+                if bar is not None:
+                    bar.update(1)
+                last = self.step == total
+                if self.step % cfg.log.every == 0 or last:
+                    record = self._log()
+                    if bar is not None:
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if "/" in k},
+                                        refresh=False)
+                if (cfg.log.sample_every and self.step % cfg.log.sample_every == 0) or last:
+                    self._samples()
+                if (cfg.log.checkpoint_every and self.step % cfg.log.checkpoint_every == 0) or last:
+                    self._checkpoint()
+            status = "completed"
+        finally:
+            if bar is not None:
+                bar.close()
+            self.host.run_end(str(self.run_dir), self.step, status)
+        return TrainResult(self.step, time.perf_counter() - started, self._last_checkpoint,
+                           self._last_samples)
+
+    def _check_finite(self, names: list[str] | None = None) -> None:
+        if bool(self._bad):
+            where = f" in {', '.join(names)}" if names else ""
+            good = self._last_checkpoint or "none written yet"
+            raise TrainingError(
+                f"non-finite loss{where} before step {self.step}; training stopped. "
+                f"Last good checkpoint: {good}"
+            )
+
+    def _log(self) -> dict[str, float]:
+        keys = list(self._sums)
+        values = torch.stack([self._sums[k] for k in keys]).div_(max(self._count, 1)).tolist()
+        now = time.perf_counter()
+        record: dict[str, Any] = {"step": self.step}
+        record.update({k: float(v) for k, v in zip(keys, values, strict=True)})
+        record["it_per_s"] = self._count / max(now - self._interval_start, 1e-9)
+        self._interval_start = now
+        self._sums.clear()
+        self._count = 0
+        self._check_finite([k for k, v in record.items() if not math.isfinite(v)])
+        with open(self.run_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        self.host.log(self.step, record)
+        return record
+
+    # -- samples ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def _samples(self) -> None:
+        rng = torch.Generator(device=self.device).manual_seed(self.cfg.train.seed + SAMPLE_SEED_OFFSET)
+        gen = self.model.ema if self.model.ema is not None else self.model.nets.generator
+        was_training = gen.training
+        gen.eval()
+        try:
+            x = self.model.variant.sample(gen, self.cfg.log.samples, rng=rng, device=self.device)
+        finally:
+            gen.train(was_training)
+        path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
+        save_samples(x.float(), path)
+        self._last_samples = path
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        self._check_finite()
+        tensors: dict[str, Tensor] = {}
+        meta: dict[str, str] = {
+            "format": ck.FORMAT,
+            "format_version": ck.FORMAT_VERSION,
+            "step": str(self.step),
+            "critic_steps": str(self.critic_steps),
+            "config": json.dumps(self.cfg.to_dict()),
+            "versions": json.dumps(versions()),
+            "data_spec": json.dumps({"kind": self.spec.kind, "shape": list(self.spec.shape),
+                                     "num_classes": self.spec.num_classes}),
+            "precision": self.precision.name,
+        }
+        nets = self.model.nets
+        tensors.update(ck.module_tensors("generator", nets.generator))
+        tensors.update(ck.module_tensors("critic", nets.critic))
+        if self.model.ema is not None:
+            tensors.update(ck.module_tensors("ema", self.model.ema))
+        for name, player in self.players.items():
+            state, scalars = ck.optimizer_state(f"optim.{name}", player.optimizer)
+            tensors.update(state)
+            meta[f"optim.{name}"] = scalars
+            meta[f"scaler.{name}"] = json.dumps(player.scaler.state_dict())
+        tensors["rng.torch"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        tensors["rng.latent"] = self.rng.get_state()
+        sampler_tensors, sampler_scalars = self.sampler.state()
+        tensors.update({f"sampler.{k}": v for k, v in sampler_tensors.items()})
+        meta["sampler"] = json.dumps(sampler_scalars)
+        path = self.ckpt_dir / ck.checkpoint_name(self.step)
+        ck.write_atomic(tensors, meta, path)
+        self._last_checkpoint = path
+        for _, old in ck.list_checkpoints(self.ckpt_dir)[: -self.cfg.log.keep_checkpoints]:
+            old.unlink()
+        self.host.checkpoint_saved(self.step, str(path))
+
+    def _resume(self) -> None:
+        found = ck.list_checkpoints(self.ckpt_dir)
+        if not found:
+            raise CheckpointError(f"--resume: {self.ckpt_dir} holds no checkpoint")
+        path = found[-1][1]
+        c = ck.read_checkpoint(path)
+        nets = self.model.nets
+        c.load_module("generator", nets.generator)
+        c.load_module("critic", nets.critic)
+        if self.model.ema is not None:
+            if c.has("ema"):
+                c.load_module("ema", self.model.ema)
+            else:
+                self.model.ema.load_state_dict(nets.generator.state_dict())
+        try:
+            for name, player in self.players.items():
+                ck.load_optimizer_state(player.optimizer, f"optim.{name}", c.tensors,
+                                        c.metadata[f"optim.{name}"])
+                player.scaler.load_state_dict(c.json(f"scaler.{name}"))
+            torch.set_rng_state(c.tensors["rng.torch"])
+            if self.device.type == "cuda" and "rng.cuda" in c.tensors:
+                torch.cuda.set_rng_state(c.tensors["rng.cuda"], self.device)
+            self.rng.set_state(c.tensors["rng.latent"].to(self.rng.get_state().device))
+            self.sampler.restore(c.section("sampler"), c.json("sampler"))
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: cannot restore the training state: {exc}") from None
+        self.step = c.step
+        self.critic_steps = int(c.metadata.get("critic_steps", 0))
+        self._last_checkpoint = path
+        self._truncate_metrics(self.step)
+        self.echo(f"resumed from {path} at step {self.step}")
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop records a crashed run logged after the checkpoint it resumes from."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        kept = [line for line in path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        ck.write_text_atomic("".join(line + "\n" for line in kept), path)

@@ -1,0 +1,28 @@
+"""Evaluation metrics: the interface that ``gancore_register_metrics`` plugins implement."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from gancore.interfaces import NoSettings, Settings
+
+
+class Metric(ABC):
+    """A number (or a few) computed from generated samples and the real data.
+
+    ``compute`` returns a flat dict of JSON-serialisable values, which include the provenance
+    needed to compare results (extractor, number of samples, image size, dataset).
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type[Settings]] = NoSettings
+
+    def __init__(self, config: Settings | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+    @abstractmethod
+    def compute(self, fake: Tensor, real: Tensor, **context: Any) -> dict[str, Any]:
+        """Compare ``fake`` samples with ``real`` ones."""

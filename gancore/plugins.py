@@ -1,0 +1,286 @@
+"""Plugin loading and the typed registries.
+
+:func:`load_plugins` builds a fresh :class:`PluginHost`: a pluggy manager with the core's
+built-ins registered like any plugin, then every ``gancore`` entry point loaded one by one
+inside its own error handling. A broken plugin is recorded (``gancore plugins`` shows it with its
+error) and its error is raised only when something it would provide is asked for.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata as md
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Generic, TypeVar
+
+import pluggy
+
+from gancore import hookspecs
+from gancore.errors import PluginError
+
+ENTRY_POINT_GROUP = "gancore"
+DISABLE_ENV = "GANCORE_DISABLE_PLUGINS"
+BUILTIN = "gancore.builtin"
+
+T = TypeVar("T")
+
+
+@dataclass
+class PluginRecord:
+    """One plugin as the host saw it."""
+
+    name: str
+    source: str
+    """The distribution and version (or module) it came from."""
+    status: str = "ok"
+    """``ok``, ``broken`` or ``disabled``."""
+    error: str = ""
+    provides: dict[str, list[str]] = field(default_factory=dict)
+
+
+class DuplicateNameError(PluginError):
+    """Two plugins registered the same name in one registry."""
+
+    def __init__(self, registry: Registry[Any], name: str, message: str) -> None:
+        super().__init__(message)
+        self.registry = registry
+        self.name = name
+
+
+class Registry(Generic[T]):
+    """Named classes of one kind (variants, losses, ...), each remembered with its source."""
+
+    def __init__(self, kind: str, base: type, host: PluginHost | None = None) -> None:
+        self.kind = kind
+        self.base = base
+        self._host = host
+        self._items: dict[str, tuple[type[T], str]] = {}
+        self.conflicts: dict[str, str] = {}
+        """Names two plugins both registered: asking for one raises the duplicate error."""
+
+    def add(self, cls: Any, source: str) -> None:
+        """Register ``cls`` from ``source``; reject a nameless class and a duplicate name."""
+        if not isinstance(cls, type) or not issubclass(cls, self.base):
+            raise PluginError(
+                f"{source}: registered {cls!r} as a {self.kind}, "
+                f"expected a subclass of {self.base.__name__}"
+            )
+        name = cls.__dict__.get("name")
+        if not isinstance(name, str) or not name:
+            raise PluginError(
+                f"{source}: {self.kind} class {cls.__qualname__} has no `name` "
+                "(set a class attribute `name: ClassVar[str]`)"
+            )
+        if name in self._items:
+            other, other_source = self._items[name]
+            raise DuplicateNameError(
+                self,
+                name,
+                f"duplicate {self.kind} name {name!r}: {cls.__module__}.{cls.__qualname__} "
+                f"from {source} and {other.__module__}.{other.__qualname__} from {other_source}",
+            )
+        self._items[name] = (cls, source)
+
+    def remove(self, name: str) -> None:
+        del self._items[name]
+
+    def get(self, name: str) -> type[T]:
+        """The class called ``name``, or an error listing what is installed."""
+        if name in self.conflicts:
+            raise PluginError(self.conflicts[name])
+        if name in self._items:
+            return self._items[name][0]
+        message = f"unknown {self.kind} {name!r}; installed: {', '.join(self.names()) or 'none'}"
+        close = difflib.get_close_matches(name, self.names(), n=1)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
+        if self._host is not None:
+            for record in self._host.records:
+                if record.status == "broken" and record.name == name:
+                    message = (
+                        f"{self.kind} {name!r} is not available: plugin {record.name!r} "
+                        f"({record.source}) failed to load: {record.error}"
+                    )
+                elif record.status == "disabled" and record.name == name:
+                    message = f"{self.kind} {name!r} is disabled by {DISABLE_ENV}"
+        raise PluginError(message)
+
+    def source(self, name: str) -> str:
+        return self._items[name][1]
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+# Registration hook -> (registry attribute, human name of the kind).
+_REGISTRATION_HOOKS = {
+    "gancore_register_variants": ("variants", "variant"),
+    "gancore_register_losses": ("losses", "loss"),
+    "gancore_register_regularizers": ("regularizers", "regularizer"),
+    "gancore_register_datasets": ("datasets", "dataset"),
+    "gancore_register_metrics": ("metrics", "metric"),
+}
+
+
+class PluginHost:
+    """The loaded plugins: a pluggy manager, the registries, and what failed to load.
+
+    The core talks to plugins through this facade, never through ``pm.hook`` directly.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        from gancore.data import DataSource
+        from gancore.interfaces import Loss, Regularizer, Variant
+        from gancore.metrics import Metric
+
+        self.pm = pm
+        self.records: list[PluginRecord] = []
+        self.variants: Registry[Variant] = Registry("variant", Variant, self)
+        self.losses: Registry[Loss] = Registry("loss", Loss, self)
+        self.regularizers: Registry[Regularizer] = Registry("regularizer", Regularizer, self)
+        self.datasets: Registry[DataSource] = Registry("dataset", DataSource, self)
+        self.metrics: Registry[Metric] = Registry("metric", Metric, self)
+
+    def registry(self, kind: str) -> Registry[Any]:
+        """The registry called ``kind`` (``variants``, ``losses``, ...)."""
+        return getattr(self, kind)
+
+    registry_kinds = tuple(attr for attr, _ in _REGISTRATION_HOOKS.values())
+
+    def record(self, name: str) -> PluginRecord:
+        return next(r for r in self.records if r.name == name)
+
+    # -- lifecycle hooks -------------------------------------------------------------------
+    def run_start(self, run_dir: str, config: dict[str, Any]) -> None:
+        self.pm.hook.gancore_run_start(run_dir=run_dir, config=config)
+
+    def log(self, step: int, record: dict[str, float]) -> None:
+        self.pm.hook.gancore_log(step=step, record=record)
+
+    def checkpoint_saved(self, step: int, path: str) -> None:
+        self.pm.hook.gancore_checkpoint_saved(step=step, path=path)
+
+    def run_end(self, run_dir: str, step: int, status: str) -> None:
+        self.pm.hook.gancore_run_end(run_dir=run_dir, step=step, status=status)
+
+    def register_commands(self, cli: Any) -> None:
+        for impl in self.pm.hook.gancore_register_commands.get_hookimpls():
+            try:
+                impl.function(cli=cli)
+            except Exception as exc:  # a plugin's bug must not take the tool down
+                self.mark_broken(impl.plugin_name, exc)
+
+    def mark_broken(self, plugin_name: str, exc: BaseException) -> None:
+        """Record that ``plugin_name`` failed, with a one-line description of ``exc``."""
+        rec = self.record(plugin_name)
+        rec.status = "broken"
+        rec.error = str(exc) if isinstance(exc, PluginError) else _describe(exc)
+
+
+def disabled_plugins() -> set[str]:
+    """Names listed in ``GANCORE_DISABLE_PLUGINS`` (comma-separated)."""
+    return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+
+
+def _source_of(ep: md.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    if dist is not None:
+        return f"{dist.metadata['Name']} {dist.version}"
+    return ep.value
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def load_plugins(
+    *, entry_points: bool = True, extra: Iterable[tuple[str, ModuleType | object]] = ()
+) -> PluginHost:
+    """Build a fresh :class:`PluginHost`.
+
+    :param entry_points: load the installed ``gancore`` entry points.
+    :param extra: ``(name, plugin)`` pairs registered after them (tests, embedding apps).
+    """
+    pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    pm.add_hookspecs(hookspecs)
+    host = PluginHost(pm)
+    disabled = disabled_plugins()
+
+    from gancore import builtin
+
+    candidates: list[tuple[str, str, Any]] = [(BUILTIN, "gancore (core built-ins)", builtin)]
+    if entry_points:
+        seen: set[str] = set()
+        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if ep.name in seen:  # the same distribution found twice on sys.path
+                continue
+            seen.add(ep.name)
+            candidates.append((ep.name, _source_of(ep), ep))
+    candidates.extend((name, getattr(p, "__name__", repr(p)), p) for name, p in extra)
+
+    for name, source, obj in candidates:
+        record = PluginRecord(name=name, source=source)
+        host.records.append(record)
+        if name in disabled:
+            record.status = "disabled"
+            continue
+        try:
+            plugin = obj.load() if isinstance(obj, md.EntryPoint) else obj
+            pm.register(plugin, name=name)
+        except Exception as exc:  # one broken plugin must not take the tool down
+            record.status, record.error = "broken", _describe(exc)
+    _reject_unknown_hooks(host)
+    _fill_registries(host)
+    return host
+
+
+def _reject_unknown_hooks(host: PluginHost) -> None:
+    """A plugin implementing a misspelled hook is broken (pluggy's ``check_pending``)."""
+    while True:
+        try:
+            host.pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            name = host.pm.get_name(exc.plugin) or str(exc.plugin)
+            host.pm.unregister(exc.plugin)
+            rec = host.record(name)
+            rec.status, rec.error = "broken", f"PluginValidationError: {exc}"
+
+
+def _fill_registries(host: PluginHost) -> None:
+    """Ask each plugin for its classes; a plugin whose registration fails adds nothing."""
+    impls: dict[str, list[tuple[str, Any]]] = {}
+    for hook_name, (attr, _) in _REGISTRATION_HOOKS.items():
+        for impl in getattr(host.pm.hook, hook_name).get_hookimpls():
+            impls.setdefault(impl.plugin_name, []).append((attr, impl.function))
+    for record in host.records:
+        if record.status != "ok":
+            continue
+        added: list[tuple[Registry[Any], str]] = []
+        try:
+            for attr, function in impls.get(record.name, []):
+                registry = host.registry(attr)
+                for cls in function() or []:
+                    registry.add(cls, record.source)
+                    added.append((registry, cls.name))
+                    record.provides.setdefault(attr, []).append(cls.name)
+        except Exception as exc:  # one broken plugin must not take the tool down
+            for registry, name in added:
+                registry.remove(name)
+            record.provides.clear()
+            host.mark_broken(record.name, exc)
+            if isinstance(exc, DuplicateNameError):
+                exc.registry.conflicts[exc.name] = str(exc)

@@ -1,0 +1,47 @@
+"""Pictures of samples: image grids, and scatter plots for 2-D vector data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from torch import Tensor
+
+from gancore.images import save_grid
+
+
+def scatter_plot(
+    points: np.ndarray, path: str | Path, *, reference: np.ndarray | None = None, size: int = 512
+) -> None:
+    """A PNG scatter plot of ``[N, 2]`` points (blue) over optional reference points (red)."""
+    from PIL import Image, ImageDraw
+
+    clouds = [points] + ([reference] if reference is not None else [])
+    everything = np.concatenate(clouds)
+    lo = np.percentile(everything, 0.5, axis=0)
+    hi = np.percentile(everything, 99.5, axis=0)
+    centre, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2 * 1.15, 1e-6)
+    img = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(img)
+
+    def to_px(p: np.ndarray) -> np.ndarray:
+        q = (p - centre) / half
+        return np.stack([(q[:, 0] + 1) * size / 2, (1 - q[:, 1]) * size / 2], axis=1)
+
+    if reference is not None:
+        for x, y in to_px(reference):
+            draw.ellipse((x - 3, y - 3, x + 3, y + 3), outline=(220, 40, 40), width=2)
+    for x, y in to_px(points):
+        draw.point((x, y), fill=(30, 60, 200))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
+def save_samples(x: Tensor, path: str | Path, reference: np.ndarray | None = None) -> None:
+    """An image grid for ``[N, C, H, W]`` samples, a scatter plot for ``[N, 2]`` points."""
+    if x.dim() == 4:
+        save_grid(x, path)
+    elif x.dim() == 2 and x.shape[1] == 2:
+        scatter_plot(x.detach().float().cpu().numpy(), path, reference=reference)
+    else:
+        raise ValueError(f"cannot picture samples of shape {tuple(x.shape)}")

@@ -1,0 +1,115 @@
+"""Config files, --set overrides, validation errors (one line, exit code 2), `gancore config`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from gancore.cli import cli
+from gancore.config import apply_set, build_raw, parse_value, resolve
+from gancore.errors import ConfigError
+
+
+def test_defaults_come_from_core_then_variant(host):
+    cfg = resolve(host, build_raw("dcgan"))
+    assert cfg.data_cls.name == "digits" and cfg.data.image_size == 32
+    assert cfg.loss_cls.name == "nonsaturating"
+    assert cfg.optim.generator.betas == (0.5, 0.999) and cfg.optim.critic.lr == 2e-4
+    assert cfg.train.n_critic == 1 and cfg.train.precision == "auto"
+
+
+def test_set_values_parse_as_json_else_string():
+    assert parse_value("3") == 3 and parse_value("0.5") == 0.5 and parse_value("true") is True
+    assert parse_value("[0.0, 0.9]") == [0.0, 0.9] and parse_value("hinge") == "hinge"
+    raw = {"variant": {"name": "dcgan"}}
+    apply_set(raw, "optim.critic.betas=[0.0, 0.9]")
+    apply_set(raw, "loss=hinge")
+    apply_set(raw, "regularizers=[{\"name\": \"x\", \"weight\": 1}]")
+    apply_set(raw, "regularizers.0.weight=5")
+    assert raw["optim"]["critic"]["betas"] == [0.0, 0.9]
+    assert raw["loss"] == "hinge" and raw["regularizers"][0]["weight"] == 5
+
+
+def test_file_then_set_precedence(host, tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('variant = "dcgan"\n[train]\nsteps = 7\nbatch_size = 16\n[loss]\nname = "hinge"\n')
+    cfg = resolve(host, build_raw(None, path, ["train.steps=9"]))
+    assert cfg.train.steps == 9 and cfg.train.batch_size == 16 and cfg.loss_cls.name == "hinge"
+    js = tmp_path / "run.json"
+    js.write_text(json.dumps(cfg.to_dict()))
+    assert resolve(host, build_raw("dcgan", js)).to_dict() == cfg.to_dict()
+
+
+def test_loss_options_are_validated_by_the_loss(host):
+    cfg = resolve(host, build_raw("dcgan", sets=["loss.real_label=0.9"]))
+    assert cfg.loss.real_label == 0.9
+    with pytest.raises(ConfigError, match=r"loss.real_label: Input should be less than or equal to 1"):
+        resolve(host, build_raw("dcgan", sets=["loss.real_label=2"]))
+    with pytest.raises(ConfigError, match=r"loss.real_label: unknown key"):
+        resolve(host, build_raw("dcgan", sets=["loss.name=hinge", "loss.real_label=0.9"]))
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--set", "train.stepz=5"],
+            "train.stepz: unknown key (allowed: batch_size, channels_last, device, ema, n_critic, "
+            "precision, seed, steps)",
+        ),
+        (["--set", "train.steps=many"], "train.steps: Input should be a valid integer"),
+        (["--set", "train.steps=0"], "train.steps: Input should be greater than or equal to 1"),
+        (["--set", "train.precision=fp8"], "train.precision: Input should be 'auto', 'fp32', 'bf16' or 'fp16'"),
+        (["--set", "train.device=tpu"], "train.device: expected auto, cpu, cuda or cuda:N"),
+        (["--set", "data.name=mnistt"], "data.name: unknown dataset 'mnistt'; installed: digits, image-folder"),
+        (["--set", "loss.name=hinj"], "did you mean 'hinge'?"),
+        (["--set", "variant.latent_dim=-1"], "variant.latent_dim: Input should be greater than or equal to 1"),
+        (["--set", "optim.critic.betas=[0.5, 1.5]"], "optim.critic.betas: each beta must be in [0, 1)"),
+        (["--set", "nonsense"], "--set 'nonsense': expected dotted.key=value"),
+        (["--config", "missing.toml"], "--config: no such file missing.toml"),
+    ],
+)
+def test_config_mistakes_are_one_line_with_exit_code_2(args, expected):
+    result = CliRunner().invoke(cli, ["run", "dcgan", "--dry-run", *args])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_unknown_variant_lists_installed():
+    result = CliRunner().invoke(cli, ["run", "dcgna", "--dry-run"])
+    assert result.exit_code == 2
+    assert "unknown variant 'dcgna'; installed: " in result.output and "did you mean 'dcgan'?" in result.output
+
+
+def test_bad_toml_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train\nsteps = 1")
+    result = CliRunner().invoke(cli, ["run", "dcgan", "--dry-run", "--config", str(bad)])
+    assert result.exit_code == 2 and "is not valid TOML" in result.output
+
+
+def test_config_command_prints_defaults_and_descriptions():
+    result = CliRunner().invoke(cli, ["config", "dcgan"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "[variant]" in out and "latent_dim = 100" in out and "Length of the noise vector z." in out
+    assert "[optim.critic]" in out and "lr = 0.0002" in out
+    assert "[data]" in out and 'name = "digits"' in out
+
+
+def test_config_command_output_is_a_valid_config(tmp_path, host):
+    text = CliRunner().invoke(cli, ["config", "dcgan"]).output
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    cfg = resolve(host, build_raw(None, path))
+    assert cfg.to_dict() == resolve(host, build_raw("dcgan")).to_dict()
+
+
+def test_dry_run_prints_resolved_json():
+    result = CliRunner().invoke(cli, ["run", "dcgan", "--dry-run", "--set", "train.steps=3"])
+    assert result.exit_code == 0
+    assert json.loads(result.output)["train"]["steps"] == 3
