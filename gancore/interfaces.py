@@ -69,6 +69,9 @@ class Loss(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type[Settings]] = NoSettings
+    generator_uses_real: ClassVar[bool] = False
+    """True when :meth:`generator_loss` needs ``real_out`` (relativistic losses): variants
+    then pass the critic's output on a real batch, and skip that forward pass otherwise."""
 
     def __init__(self, config: Settings | None = None) -> None:
         self.config = config if config is not None else self.Config()

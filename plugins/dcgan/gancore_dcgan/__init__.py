@@ -77,7 +77,8 @@ class DCGAN(Variant):
     def generator_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d = nets.generator, nets.critic
         z = g.sample_latent(batch.x.shape[0], generator=ctx.rng, device=ctx.device)
-        return StepOutput(terms={"adv": self.loss.generator_loss(d(g(z)))})
+        real_out = d(batch.x) if self.loss.generator_uses_real else None
+        return StepOutput(terms={"adv": self.loss.generator_loss(d(g(z)), real_out)})
 
 
 @hookimpl

@@ -1,0 +1,116 @@
+"""An example gancore plugin: a custom loss and a small variant.
+
+Install it with ``pip install -e docs/example_plugin``; then ``gancore list`` shows the loss
+``relativistic`` and the variant ``mlp-gan``, and ``gancore run mlp-gan`` trains.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from gancore import (
+    Batch,
+    Critic,
+    Generator,
+    Loss,
+    PenaltyInput,
+    Players,
+    Settings,
+    StepContext,
+    StepOutput,
+    Variant,
+    hookimpl,
+)
+
+
+class RelativisticLoss(Loss):
+    """Relativistic average GAN loss (Jolicoeur-Martineau 2018)."""
+
+    name = "relativistic"
+    generator_uses_real = True  # variants pass real_out to generator_loss
+
+    def critic_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
+        real, fake = real_out.float(), fake_out.float()
+        return F.softplus(-(real - fake.mean())).mean() + F.softplus(fake - real.mean()).mean()
+
+    def generator_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
+        if real_out is None:
+            raise ValueError("the relativistic loss needs the critic's output on real samples")
+        real, fake = real_out.float().detach(), fake_out.float()
+        return F.softplus(-(fake - real.mean())).mean() + F.softplus(real - fake.mean()).mean()
+
+
+class MLPGenerator(Generator):
+    def __init__(self, latent_dim: int, shape: tuple[int, ...], hidden: int) -> None:
+        super().__init__()
+        self.latent_dim, self.shape = latent_dim, shape
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, hidden), nn.ReLU(),
+            nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(hidden, int(torch.tensor(shape).prod())), nn.Tanh(),
+        )
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.net(z).view(z.shape[0], *self.shape)
+
+
+class MLPCritic(Critic):
+    def __init__(self, shape: tuple[int, ...], hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(int(torch.tensor(shape).prod()), hidden), nn.LeakyReLU(0.2),
+            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1),
+        )
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.net(x).squeeze(1)
+
+
+class MLPGANSettings(Settings):
+    latent_dim: int = Field(32, ge=1, description="Length of the noise vector.")
+    hidden: int = Field(256, ge=8, description="Width of the hidden layers.")
+
+
+class MLPGAN(Variant):
+    """A two-hidden-layer MLP GAN, trained with the relativistic loss by default."""
+
+    name = "mlp-gan"
+    Config = MLPGANSettings
+
+    @classmethod
+    def defaults(cls, config: Settings) -> dict[str, Any]:
+        return {"loss": {"name": "relativistic"}, "data": {"image_size": 16},
+                "train": {"steps": 1000, "batch_size": 64}}
+
+    def build(self) -> Players:
+        shape = self.data.shape
+        return Players(generator=MLPGenerator(self.config.latent_dim, shape, self.config.hidden),
+                       critic=MLPCritic(shape, self.config.hidden))
+
+    def critic_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+        g, d = nets.generator, nets.critic
+        with torch.no_grad():
+            fake = g(g.sample_latent(batch.x.shape[0], generator=ctx.rng, device=ctx.device))
+        real_out, fake_out = d(batch.x), d(fake)
+        return StepOutput(terms={"adv": self.loss.critic_loss(real_out, fake_out)},
+                          penalties=[PenaltyInput(critic=d, real=batch.x, fake=fake)])
+
+    def generator_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+        g, d = nets.generator, nets.critic
+        fake = g(g.sample_latent(batch.x.shape[0], generator=ctx.rng, device=ctx.device))
+        return StepOutput(terms={"adv": self.loss.generator_loss(d(fake), d(batch.x))})
+
+
+@hookimpl
+def gancore_register_losses() -> list[type]:
+    return [RelativisticLoss]
+
+
+@hookimpl
+def gancore_register_variants() -> list[type]:
+    return [MLPGAN]
