@@ -5,7 +5,10 @@ from __future__ import annotations
 from gancore import hookimpl
 from gancore.data.digits import Digits
 from gancore.data.image_folder import ImageFolder
+from gancore.data.mixtures import GaussianGrid, GaussianRing
 from gancore.losses import BUILTIN_LOSSES
+from gancore.metrics.modes import Modes
+from gancore.regularizers import BUILTIN_REGULARIZERS
 
 
 @hookimpl
@@ -15,4 +18,14 @@ def gancore_register_losses() -> list[type]:
 
 @hookimpl
 def gancore_register_datasets() -> list[type]:
-    return [Digits, ImageFolder]
+    return [Digits, ImageFolder, GaussianRing, GaussianGrid]
+
+
+@hookimpl
+def gancore_register_regularizers() -> list[type]:
+    return list(BUILTIN_REGULARIZERS)
+
+
+@hookimpl
+def gancore_register_metrics() -> list[type]:
+    return [Modes]

@@ -83,7 +83,10 @@ class LogSettings(Settings):
         1000, ge=0, description="Steps between checkpoints; 0: only at the end."
     )
     keep_checkpoints: int = Field(3, ge=1, description="Most recent checkpoints kept.")
-    samples: int = Field(64, ge=1, le=1024, description="Samples in each grid.")
+    samples: int = Field(64, ge=1, le=1024, description="Images in each sample grid.")
+    scatter_points: int = Field(
+        2000, ge=1, le=100_000, description="Points in each scatter plot (vector data)."
+    )
     progress: bool = Field(True, description="Show a progress bar.")
 
 

@@ -16,11 +16,12 @@ def scatter_plot(
     """A PNG scatter plot of ``[N, 2]`` points (blue) over optional reference points (red)."""
     from PIL import Image, ImageDraw
 
-    clouds = [points] + ([reference] if reference is not None else [])
-    everything = np.concatenate(clouds)
-    lo = np.percentile(everything, 0.5, axis=0)
-    hi = np.percentile(everything, 99.5, axis=0)
-    centre, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2 * 1.15, 1e-6)
+    # The window is the reference's extent when there is one (samples far off are clipped),
+    # else the central 99% of the samples.
+    frame = reference if reference is not None else points
+    lo = frame.min(axis=0) if reference is not None else np.percentile(points, 0.5, axis=0)
+    hi = frame.max(axis=0) if reference is not None else np.percentile(points, 99.5, axis=0)
+    centre, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2 * 1.3, 0.5)
     img = Image.new("RGB", (size, size), "white")
     draw = ImageDraw.Draw(img)
 
@@ -32,7 +33,7 @@ def scatter_plot(
         for x, y in to_px(reference):
             draw.ellipse((x - 3, y - 3, x + 3, y + 3), outline=(220, 40, 40), width=2)
     for x, y in to_px(points):
-        draw.point((x, y), fill=(30, 60, 200))
+        draw.rectangle((x - 1, y - 1, x + 1, y + 1), fill=(30, 60, 200))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
 

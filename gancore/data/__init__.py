@@ -28,6 +28,10 @@ class TensorData:
     x: Tensor
     y: Tensor | None = None
     num_classes: int = 0
+    landmarks: Tensor | None = None
+    """Reference points drawn under scatter plots of vector samples (a mixture's mode centres)."""
+    scale: float | None = None
+    """The spread of each mode around its landmark (a mixture's standard deviation)."""
 
     @property
     def kind(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from torch import Tensor, nn
 
 from gancore.config import RunConfig
 from gancore.data import TensorData
-from gancore.errors import CheckpointError, ConfigError, TrainingError
+from gancore.errors import CheckpointError, ConfigError, GancoreError, TrainingError
 from gancore.interfaces import Batch, StepContext, StepOutput
 from gancore.kernel import checkpoint as ck
 from gancore.kernel.build import Model, build_model, ema_update, make_optimizer
@@ -64,6 +65,28 @@ class TrainResult:
     samples: Path | None
 
 
+_NO_DERIVATIVE = re.compile(r"derivative for '?([\w:.]+)'? is not implemented")
+
+
+def double_backward_error(exc: RuntimeError, penalties: list[str]) -> GancoreError:
+    """Turn PyTorch's failure to differentiate twice into an error naming the operation."""
+    message = str(exc)
+    found = _NO_DERIVATIVE.search(message)
+    if found:
+        op = found.group(1).removesuffix("_backward")
+        return TrainingError(
+            f"the {', '.join(sorted(set(penalties)))} penalty needs the critic's double backward, "
+            f"but the critic uses '{op}', which has no double-backward implementation in PyTorch; "
+            "replace that operation in the critic or drop the penalty"
+        )
+    if "once_differentiable" in message:
+        return TrainingError(
+            f"the {', '.join(sorted(set(penalties)))} penalty needs the critic's double backward, "
+            "but the critic uses a custom autograd Function marked @once_differentiable"
+        )
+    return TrainingError(f"backward through the {', '.join(penalties)} penalty failed: {message}")
+
+
 class Trainer:
     """Trains one run into ``run_dir`` (fresh, or resumed from its latest checkpoint)."""
 
@@ -84,6 +107,7 @@ class Trainer:
         self._prepare_dir(resume)
         data: TensorData = cfg.data_cls(cfg.data).load()
         self.spec = data.spec
+        self.landmarks = data.landmarks
         self.model: Model = build_model(cfg, data.spec, self.device)
         nets = self.model.nets
         variant = self.model.variant
@@ -129,9 +153,16 @@ class Trainer:
         with self.precision.autocast():
             out = player.step_fn(self.model.nets, batch, ctx)
         loss = self._add_terms(player.name, out.terms, out.stats)
+        penalised: list[str] = []
         if player.name == "critic":
-            loss = loss + self._penalties(out, player.scaler)
-        player.scaler.scale(loss).backward()
+            penalty, penalised = self._penalties(out, player.scaler)
+            loss = loss + penalty
+        try:
+            player.scaler.scale(loss).backward()
+        except RuntimeError as exc:
+            if penalised:
+                raise double_backward_error(exc, penalised) from exc
+            raise
         player.scaler.step(player.optimizer)
         player.scaler.update()
         other.requires_grad_(True)
@@ -150,8 +181,9 @@ class Trainer:
             self._accumulate(f"{player}/{name}", value)
         return total
 
-    def _penalties(self, out: StepOutput, scaler: torch.amp.GradScaler) -> Tensor | float:
+    def _penalties(self, out: StepOutput, scaler: torch.amp.GradScaler) -> tuple[Tensor | float, list[str]]:
         total: Tensor | float = 0.0
+        applied: list[str] = []
         grad = scaled_grad(scaler)
         for reg in self.model.regularizers:
             if self.critic_steps % reg.every != 0:
@@ -163,7 +195,8 @@ class Trainer:
                     continue
                 self._accumulate(f"critic/{reg.name}", value)
                 total = total + reg.weight * reg.every * value
-        return total
+                applied.append(reg.name)
+        return total, applied
 
     def _accumulate(self, key: str, value: Tensor) -> None:
         value = value.detach().float()
@@ -258,12 +291,14 @@ class Trainer:
         gen = self.model.ema if self.model.ema is not None else self.model.nets.generator
         was_training = gen.training
         gen.eval()
+        n = self.cfg.log.samples if self.spec.kind == "image" else self.cfg.log.scatter_points
         try:
-            x = self.model.variant.sample(gen, self.cfg.log.samples, rng=rng, device=self.device)
+            x = self.model.variant.sample(gen, n, rng=rng, device=self.device)
         finally:
             gen.train(was_training)
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
-        save_samples(x.float(), path)
+        reference = self.landmarks.numpy() if self.landmarks is not None else None
+        save_samples(x.float(), path, reference=reference)
         self._last_samples = path
 
     # -- checkpoints -----------------------------------------------------------------------

@@ -3,27 +3,18 @@
 Strided transposed convolutions with BatchNorm + ReLU and a tanh output in the generator;
 strided convolutions with LeakyReLU(0.2) and BatchNorm (not on the first layer) in the critic,
 one logit per sample; non-saturating loss (BCE with logits) by default, Adam 2e-4 (0.5, 0.999).
-Real and generated batches go through the critic's BatchNorm separately.
+Real and generated batches go through the critic's BatchNorm separately. Vector data (the 2-D
+mixtures) get MLPs instead.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
 from pydantic import Field
 
-from gancore import (
-    Batch,
-    PenaltyInput,
-    Players,
-    Settings,
-    StepContext,
-    StepOutput,
-    Variant,
-    hookimpl,
-)
-from gancore.nets import DCGANCritic, DCGANGenerator
+from gancore import Players, Settings, hookimpl
+from gancore.games import NoiseGame, standard_players
 
 
 class DCGANSettings(Settings):
@@ -34,9 +25,11 @@ class DCGANSettings(Settings):
     critic_width: int = Field(
         32, ge=4, le=1024, description="Channels of the critic's first layer (ndf)."
     )
+    mlp_hidden: int = Field(512, ge=4, description="Hidden units of the MLPs used for vector data.")
+    mlp_layers: int = Field(3, ge=1, le=16, description="Hidden layers of the MLPs for vector data.")
 
 
-class DCGAN(Variant):
+class DCGAN(NoiseGame):
     """Deep convolutional GAN."""
 
     name = "dcgan"
@@ -55,30 +48,9 @@ class DCGAN(Variant):
 
     def build(self) -> Players:
         c = self.config
-        channels, size = self.data.shape[0], self.data.shape[-1]
-        return Players(
-            generator=DCGANGenerator(c.latent_dim, channels, size, c.generator_width),
-            critic=DCGANCritic(channels, size, c.critic_width, norm="batch"),
-        )
-
-    def critic_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
-        g, d = nets.generator, nets.critic
-        z = g.sample_latent(batch.x.shape[0], generator=ctx.rng, device=ctx.device)
-        with torch.no_grad():
-            fake = g(z)
-        real_out = d(batch.x)  # real and fake through BatchNorm separately
-        fake_out = d(fake)
-        return StepOutput(
-            terms={"adv": self.loss.critic_loss(real_out, fake_out)},
-            stats={"real": real_out.detach().float().mean(), "fake": fake_out.detach().float().mean()},
-            penalties=[PenaltyInput(critic=d, real=batch.x, fake=fake)],
-        )
-
-    def generator_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
-        g, d = nets.generator, nets.critic
-        z = g.sample_latent(batch.x.shape[0], generator=ctx.rng, device=ctx.device)
-        real_out = d(batch.x) if self.loss.generator_uses_real else None
-        return StepOutput(terms={"adv": self.loss.generator_loss(d(g(z)), real_out)})
+        return standard_players(self.data, latent_dim=c.latent_dim, generator_width=c.generator_width,
+                                critic_width=c.critic_width, critic_norm="batch",
+                                mlp_hidden=c.mlp_hidden, mlp_layers=c.mlp_layers)
 
 
 @hookimpl

@@ -1,0 +1,58 @@
+"""Reusable games for variant plugins (public API).
+
+:class:`NoiseGame` is the standard unconditional game: the generator maps noise to samples, the
+critic scores real and generated batches separately (so BatchNorm never mixes them), and the
+configured loss says what each player minimises. DCGAN and WGAN are this game with different
+networks and defaults.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gancore.interfaces import Batch, DataSpec, PenaltyInput, Players, StepContext, StepOutput, Variant
+from gancore.nets import DCGANCritic, DCGANGenerator, MLPCritic, MLPGenerator
+from gancore.nets.dcgan import Norm
+
+
+def standard_players(
+    spec: DataSpec,
+    *,
+    latent_dim: int,
+    generator_width: int,
+    critic_width: int,
+    critic_norm: Norm,
+    mlp_hidden: int,
+    mlp_layers: int,
+) -> Players:
+    """DCGAN stacks for image data, MLPs for vector data."""
+    if spec.kind == "vector":
+        dim = spec.shape[0]
+        return Players(generator=MLPGenerator(latent_dim, dim, mlp_hidden, mlp_layers),
+                       critic=MLPCritic(dim, mlp_hidden, mlp_layers))
+    channels, size = spec.shape[0], spec.shape[-1]
+    return Players(generator=DCGANGenerator(latent_dim, channels, size, generator_width),
+                   critic=DCGANCritic(channels, size, critic_width, norm=critic_norm))
+
+
+class NoiseGame(Variant):
+    """Noise -> generator -> critic, with the configured loss. Subclasses implement ``build``."""
+
+    def critic_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+        g, d = nets.generator, nets.critic
+        z = g.sample_latent(batch.x.shape[0], generator=ctx.rng, device=ctx.device)
+        with torch.no_grad():
+            fake = g(z)
+        real_out = d(batch.x)  # real and fake batches through the critic separately
+        fake_out = d(fake)
+        return StepOutput(
+            terms={"adv": self.loss.critic_loss(real_out, fake_out)},
+            stats={"real": real_out.detach().float().mean(), "fake": fake_out.detach().float().mean()},
+            penalties=[PenaltyInput(critic=d, real=batch.x, fake=fake)],
+        )
+
+    def generator_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+        g, d = nets.generator, nets.critic
+        z = g.sample_latent(batch.x.shape[0], generator=ctx.rng, device=ctx.device)
+        real_out = d(batch.x) if self.loss.generator_uses_real else None
+        return StepOutput(terms={"adv": self.loss.generator_loss(d(g(z)), real_out)})
