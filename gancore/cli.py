@@ -107,8 +107,7 @@ def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str |
         if not cfg_path.is_file():
             raise ConfigError(f"--resume: {out} holds no run to resume (no config.json)")
         base = json.loads(cfg_path.read_text())
-    raw = build_raw(variant, config_file, sets, base=base)
-    cfg = resolve(host(), raw)
+    cfg = resolve(host(), build_raw(variant, config_file, base=base), sets)
     if dry_run:
         click.echo(json.dumps(cfg.to_dict(), indent=2))
         return
@@ -164,7 +163,7 @@ def config(variant: str, sets: tuple[str, ...], as_json: bool) -> None:
     from gancore.confdoc import describe
     from gancore.config import build_raw, resolve
 
-    cfg = resolve(host(), build_raw(variant, None, sets))
+    cfg = resolve(host(), build_raw(variant), sets)
     if as_json:
         click.echo(json.dumps(cfg.to_dict(), indent=2))
     else:

@@ -188,6 +188,11 @@ def apply_set(config: dict[str, Any], assignment: str) -> None:
         if isinstance(child, str) and part in ("variant", "data", "loss"):
             child = node[part] = {"name": child}
         elif not isinstance(child, dict | list):
+            if parts[i + 1].isdigit():
+                raise MissingListItem(
+                    f"--set {key}: {'.'.join(parts[: i + 1])} has no item {parts[i + 1]}; "
+                    f"set the whole list, e.g. --set {'.'.join(parts[: i + 1])}='[...]'"
+                )
             child = node[part] = {}
         node = child
     last = parts[-1]
@@ -198,9 +203,13 @@ def apply_set(config: dict[str, Any], assignment: str) -> None:
         node[last] = value
 
 
+class MissingListItem(ConfigError):
+    """A ``--set`` path indexes a list item that does not exist."""
+
+
 def _list_index(node: list[Any], part: str, key: str) -> int:
     if not part.isdigit() or int(part) >= len(node):
-        raise ConfigError(f"--set {key}: expected a list index below {len(node)}")
+        raise MissingListItem(f"--set {key}: expected a list index below {len(node)}")
     return int(part)
 
 
@@ -291,10 +300,20 @@ def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def resolve(host: PluginHost, raw: dict[str, Any]) -> RunConfig:
-    """Validate a raw config (file merged with overrides) into a :class:`RunConfig`."""
+def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[str] = ()) -> RunConfig:
+    """Validate a raw config (file merged with a base) into a :class:`RunConfig`.
+
+    ``sets`` (``dotted.key=value``) apply last, over the variant's defaults too, so
+    ``regularizers.0.weight=5`` can reach a list the variant's defaults provide.
+    """
     raw = _normalise(raw)
-    variant_section = raw.get("variant")
+    probe = copy.deepcopy(raw)
+    for assignment in sets:  # a first pass only to learn the variant and its settings
+        try:
+            apply_set(probe, assignment)
+        except MissingListItem:
+            pass
+    variant_section = _normalise(probe).get("variant")
     if not isinstance(variant_section, dict):
         raise ConfigError(
             f"variant: required, one of: {', '.join(host.variants.names()) or 'none installed'}"
@@ -302,6 +321,9 @@ def resolve(host: PluginHost, raw: dict[str, Any]) -> RunConfig:
     variant_cls, variant_settings = _plugin_section(host.variants, variant_section, "variant")
     defaults = deep_merge(CORE_DEFAULTS, _normalise(variant_cls.defaults(variant_settings)))
     merged = deep_merge(defaults, raw)
+    for assignment in sets:
+        apply_set(merged, assignment)
+    merged = _normalise(merged)
     parsed = validate(RawConfig, merged, "")
     assert isinstance(parsed, RawConfig)
     data_cls, data_settings = _plugin_section(host.datasets, merged["data"], "data")
@@ -327,10 +349,9 @@ def resolve(host: PluginHost, raw: dict[str, Any]) -> RunConfig:
 def build_raw(
     variant: str | None,
     config_file: str | Path | None = None,
-    sets: tuple[str, ...] | list[str] = (),
     base: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Merge ``base`` (a resumed run's config), a config file and ``--set`` overrides."""
+    """Merge ``base`` (a resumed run's config) and a config file; pass ``--set`` to :func:`resolve`."""
     raw: dict[str, Any] = _normalise(base or {})
     if config_file is not None:
         raw = deep_merge(raw, _normalise(load_file(config_file)))
@@ -340,6 +361,4 @@ def build_raw(
             where = "the run directory holds" if base is not None else "the config file is for"
             raise ConfigError(f"variant: {where} {current['name']!r}, not {variant!r}")
         raw["variant"] = {**current, "name": variant}
-    for assignment in sets:
-        apply_set(raw, assignment)
     return raw

@@ -18,20 +18,24 @@ from gancore.nets.dcgan import Norm
 def standard_players(
     spec: DataSpec,
     *,
-    latent_dim: int,
+    latent_dim: int | None,
     generator_width: int,
     critic_width: int,
     critic_norm: Norm,
     mlp_hidden: int,
     mlp_layers: int,
 ) -> Players:
-    """DCGAN stacks for image data, MLPs for vector data."""
+    """DCGAN stacks for image data, MLPs for vector data.
+
+    ``latent_dim`` None means 100 for images (DCGAN's) and 2 for vectors: on the 2-D mixtures a
+    2-d noise reaches all modes with sharper samples (WGAN-GP's toy setting).
+    """
     if spec.kind == "vector":
         dim = spec.shape[0]
-        return Players(generator=MLPGenerator(latent_dim, dim, mlp_hidden, mlp_layers),
+        return Players(generator=MLPGenerator(latent_dim or 2, dim, mlp_hidden, mlp_layers),
                        critic=MLPCritic(dim, mlp_hidden, mlp_layers))
     channels, size = spec.shape[0], spec.shape[-1]
-    return Players(generator=DCGANGenerator(latent_dim, channels, size, generator_width),
+    return Players(generator=DCGANGenerator(latent_dim or 100, channels, size, generator_width),
                    critic=DCGANCritic(channels, size, critic_width, norm=critic_norm))
 
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
-from gancore.config import RunConfig, apply_set, build_raw, resolve
+from gancore.config import RunConfig, build_raw, resolve
 from gancore.errors import ConfigError
 from gancore.inference import generate, load_model
 from gancore.kernel import Trainer
@@ -48,10 +48,8 @@ def quiet(_: str) -> None:
 
 def make_config(host: PluginHost, variant: str, overrides: dict[str, Any]) -> RunConfig:
     """Resolve ``variant``'s config with dotted ``overrides`` applied in order."""
-    raw = build_raw(variant)
-    for key, value in overrides.items():
-        apply_set(raw, f"{key}={json.dumps(value)}")
-    return resolve(host, raw)
+    sets = [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
+    return resolve(host, build_raw(variant), sets)
 
 
 def train(host: PluginHost, cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> Trainer:
@@ -96,7 +94,7 @@ class VariantContract:
 
     def test_schema_rejects_unknown_key(self, host: PluginHost) -> None:
         with pytest.raises(ConfigError, match=r"variant\.no_such_setting: unknown key"):
-            resolve(host, build_raw(self.variant, sets=["variant.no_such_setting=1"]))
+            resolve(host, build_raw(self.variant), ["variant.no_such_setting=1"])
 
     def test_trains_and_samples(self, host: PluginHost, tmp_path: Path) -> None:
         cfg = self.config(host)

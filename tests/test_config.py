@@ -35,7 +35,7 @@ def test_set_values_parse_as_json_else_string():
 def test_file_then_set_precedence(host, tmp_path):
     path = tmp_path / "run.toml"
     path.write_text('variant = "dcgan"\n[train]\nsteps = 7\nbatch_size = 16\n[loss]\nname = "hinge"\n')
-    cfg = resolve(host, build_raw(None, path, ["train.steps=9"]))
+    cfg = resolve(host, build_raw(None, path), ["train.steps=9"])
     assert cfg.train.steps == 9 and cfg.train.batch_size == 16 and cfg.loss_cls.name == "hinge"
     js = tmp_path / "run.json"
     js.write_text(json.dumps(cfg.to_dict()))
@@ -43,12 +43,12 @@ def test_file_then_set_precedence(host, tmp_path):
 
 
 def test_loss_options_are_validated_by_the_loss(host):
-    cfg = resolve(host, build_raw("dcgan", sets=["loss.real_label=0.9"]))
+    cfg = resolve(host, build_raw("dcgan"), ["loss.real_label=0.9"])
     assert cfg.loss.real_label == 0.9
     with pytest.raises(ConfigError, match=r"loss.real_label: Input should be less than or equal to 1"):
-        resolve(host, build_raw("dcgan", sets=["loss.real_label=2"]))
+        resolve(host, build_raw("dcgan"), ["loss.real_label=2"])
     with pytest.raises(ConfigError, match=r"loss.real_label: unknown key"):
-        resolve(host, build_raw("dcgan", sets=["loss.name=hinge", "loss.real_label=0.9"]))
+        resolve(host, build_raw("dcgan"), ["loss.name=hinge", "loss.real_label=0.9"])
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,10 @@ def test_loss_options_are_validated_by_the_loss(host):
         (["--set", "train.steps=0"], "train.steps: Input should be greater than or equal to 1"),
         (["--set", "train.precision=fp8"], "train.precision: Input should be 'auto', 'fp32', 'bf16' or 'fp16'"),
         (["--set", "train.device=tpu"], "train.device: expected auto, cpu, cuda or cuda:N"),
-        (["--set", "data.name=mnistt"], "data.name: unknown dataset 'mnistt'; installed: digits, image-folder"),
+        (
+            ["--set", "data.name=mnistt"],
+            "data.name: unknown dataset 'mnistt'; installed: digits, gaussian-grid, gaussian-ring, image-folder",
+        ),
         (["--set", "loss.name=hinj"], "did you mean 'hinge'?"),
         (["--set", "variant.latent_dim=-1"], "variant.latent_dim: Input should be greater than or equal to 1"),
         (["--set", "optim.critic.betas=[0.5, 1.5]"], "optim.critic.betas: each beta must be in [0, 1)"),
@@ -96,7 +99,7 @@ def test_config_command_prints_defaults_and_descriptions():
     result = CliRunner().invoke(cli, ["config", "dcgan"])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "[variant]" in out and "latent_dim = 100" in out and "Length of the noise vector z." in out
+    assert "[variant]" in out and "generator_width = 32" in out and "Length of the noise vector z" in out
     assert "[optim.critic]" in out and "lr = 0.0002" in out
     assert "[data]" in out and 'name = "digits"' in out
 
@@ -113,3 +116,10 @@ def test_dry_run_prints_resolved_json():
     result = CliRunner().invoke(cli, ["run", "dcgan", "--dry-run", "--set", "train.steps=3"])
     assert result.exit_code == 0
     assert json.loads(result.output)["train"]["steps"] == 3
+
+
+def test_set_reaches_into_lists_the_variant_defaults_provide(host):
+    cfg = resolve(host, build_raw("wgan"), ["variant.mode=gp", "regularizers.0.weight=5"])
+    assert [(c.name, s.weight) for c, s in cfg.regularizers] == [("gradient-penalty", 5.0)]
+    with pytest.raises(ConfigError, match=r"regularizers has no item 3; set the whole list"):
+        resolve(host, build_raw("dcgan"), ["regularizers.3.weight=5"])

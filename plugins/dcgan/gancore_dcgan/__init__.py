@@ -18,14 +18,16 @@ from gancore.games import NoiseGame, standard_players
 
 
 class DCGANSettings(Settings):
-    latent_dim: int = Field(100, ge=1, le=4096, description="Length of the noise vector z.")
+    latent_dim: int | None = Field(
+        None, ge=1, le=4096, description="Length of the noise vector z; null: 100 for images, 2 for vector data."
+    )
     generator_width: int = Field(
         32, ge=4, le=1024, description="Channels of the generator's last hidden layer (ngf)."
     )
     critic_width: int = Field(
         32, ge=4, le=1024, description="Channels of the critic's first layer (ndf)."
     )
-    mlp_hidden: int = Field(512, ge=4, description="Hidden units of the MLPs used for vector data.")
+    mlp_hidden: int = Field(256, ge=4, description="Hidden units of the MLPs used for vector data.")
     mlp_layers: int = Field(3, ge=1, le=16, description="Hidden layers of the MLPs for vector data.")
 
 

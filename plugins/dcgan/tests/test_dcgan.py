@@ -35,7 +35,7 @@ def test_architecture_follows_the_paper():
     assert isinstance(first[0], nn.Conv2d) and isinstance(first[1], nn.LeakyReLU)
     assert all(m.negative_slope == 0.2 for m in d_layers if isinstance(m, nn.LeakyReLU))
     z = nets.generator.sample_latent(3)
-    assert z.shape == (3, 100)
+    assert z.shape == (3, 100)  # latent_dim null means 100 for images
     x = nets.generator(z)
     assert x.shape == (3, 1, 32, 32) and x.abs().max() <= 1
     assert nets.critic(x).shape == (3,)

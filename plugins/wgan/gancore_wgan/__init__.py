@@ -25,7 +25,9 @@ class WGANSettings(Settings):
     mode: Literal["clip", "gp"] = Field(
         "gp", description="clip: weight clipping + RMSprop; gp: gradient penalty + Adam."
     )
-    latent_dim: int = Field(100, ge=1, le=4096, description="Length of the noise vector z.")
+    latent_dim: int | None = Field(
+        None, ge=1, le=4096, description="Length of the noise vector z; null: 100 for images, 2 for vector data."
+    )
     generator_width: int = Field(32, ge=4, le=1024, description="Generator's last hidden channels.")
     critic_width: int = Field(32, ge=4, le=1024, description="Critic's first-layer channels.")
     critic_norm: Literal["layer", "none", "batch"] | None = Field(
@@ -34,7 +36,7 @@ class WGANSettings(Settings):
         "batch is refused in gp mode (it couples the samples the per-sample penalty treats "
         "apart).",
     )
-    mlp_hidden: int = Field(512, ge=4, description="Hidden units of the MLPs used for vector data.")
+    mlp_hidden: int = Field(256, ge=4, description="Hidden units of the MLPs used for vector data.")
     mlp_layers: int = Field(3, ge=1, le=16, description="Hidden layers of the MLPs for vector data.")
 
     @model_validator(mode="after")
