@@ -62,6 +62,21 @@ class OptimizerSettings(Settings):
     eps: float = Field(1e-8, gt=0.0, description="Numerical stability term.")
     weight_decay: float = Field(0.0, ge=0.0, description="Weight decay.")
     momentum: float = Field(0.0, ge=0.0, lt=1.0, description="RMSprop/SGD momentum.")
+    schedule: Literal["constant", "linear"] = Field(
+        "constant",
+        description="Learning-rate schedule: constant, or linear decay to 0 from decay_start "
+        "(a fraction of train.steps) to the last step.",
+    )
+    decay_start: float = Field(0.5, ge=0.0, lt=1.0, description="Where the linear decay starts.")
+
+    def lr_at(self, step: int, total: int) -> float:
+        """The learning rate for generator step ``step`` (0-based) of ``total``."""
+        if self.schedule == "constant":
+            return self.lr
+        start = self.decay_start * total
+        if step < start:
+            return self.lr
+        return self.lr * max(0.0, (total - step) / max(total - start, 1.0))
 
     @field_validator("betas")
     @classmethod

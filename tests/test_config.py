@@ -123,3 +123,23 @@ def test_set_reaches_into_lists_the_variant_defaults_provide(host):
     assert [(c.name, s.weight) for c, s in cfg.regularizers] == [("gradient-penalty", 5.0)]
     with pytest.raises(ConfigError, match=r"regularizers has no item 3; set the whole list"):
         resolve(host, build_raw("dcgan"), ["regularizers.3.weight=5"])
+
+
+def test_linear_learning_rate_decay():
+    from gancore.config import OptimizerSettings
+
+    s = OptimizerSettings(lr=1.0, schedule="linear", decay_start=0.5)
+    assert [s.lr_at(i, 10) for i in (0, 4, 5, 6, 8, 9)] == [1.0, 1.0, 1.0, 0.8, 0.4, 0.2]
+    assert OptimizerSettings(lr=0.3).lr_at(9, 10) == 0.3
+
+
+def test_schedule_is_applied_by_the_kernel(host, tmp_path):
+    from gancore.testing import SMALL, make_config, train
+
+    cfg = make_config(host, "dcgan", {**SMALL, "train.steps": 4, "variant.generator_width": 4,
+                                       "variant.critic_width": 4, "optim.generator.schedule": "linear",
+                                       "optim.generator.decay_start": 0.0})
+    trainer = train(host, cfg, tmp_path / "run")
+    # the last step (index 3 of 4) ran at lr * 1/4
+    assert trainer.players["generator"].optimizer.param_groups[0]["lr"] == pytest.approx(2e-4 / 4)
+    assert trainer.players["critic"].optimizer.param_groups[0]["lr"] == 2e-4

@@ -122,6 +122,7 @@ class Trainer:
         self.rng = torch.Generator(device=self.device).manual_seed(cfg.train.seed + 1)
         self.step = 0
         self.critic_steps = 0
+        self._scheduled = any(getattr(cfg.optim, p).schedule != "constant" for p in self.players)
         self._sums: dict[str, Tensor] = {}
         self._count = 0
         self._bad = torch.zeros((), dtype=torch.bool, device=self.device)
@@ -205,9 +206,18 @@ class Trainer:
         else:
             self._sums[key] = value.clone()
 
+    def _set_learning_rates(self) -> None:
+        for name, player in self.players.items():
+            settings = getattr(self.cfg.optim, name)
+            lr = settings.lr_at(self.step, self.cfg.train.steps)
+            for group in player.optimizer.param_groups:
+                group["lr"] = lr
+
     def _iteration(self) -> None:
         nets = self.model.nets
         critic, generator = self.players["critic"], self.players["generator"]
+        if self._scheduled:
+            self._set_learning_rates()
         for _ in range(self.cfg.train.n_critic):
             self._phase(critic, nets.generator)
             for reg in self.model.regularizers:
