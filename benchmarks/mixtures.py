@@ -30,7 +30,8 @@ VARIANTS: dict[str, list[str]] = {
     "wgan-gp": ["wgan", "--set", "variant.mode=gp"],
 }
 COMMON = ["--set", "data.name=gaussian-grid", "--set", "train.batch_size=256",
-          "--set", "log.progress=false", "--set", "log.every=500", "--set", "log.sample_every=0"]
+          "--set", "log.progress=false", "--set", "log.every=500", "--set", "log.sample_every=0",
+          "--set", "train.precision=fp32"]
 
 
 def one_run(name: str, seed: int, steps: int, extra: list[str], root: Path, device: str) -> dict:
