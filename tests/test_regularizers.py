@@ -72,16 +72,38 @@ def test_gradient_penalty_closed_form_bf16_autocast(shape, seed, scale):
     assert torch.allclose(value, expected, rtol=2e-2, atol=2e-2 * w.norm().item())
 
 
-@pytest.mark.skipif(not CUDA, reason="fp16 autocast needs a CUDA device")
-@pytest.mark.parametrize("scale", [1.0, 2.0**16])
-def test_gradient_penalty_closed_form_fp16_cuda(scale):
+DEVICES = ["cpu"] + (["cuda"] if CUDA else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("scale", [1.0, 2.0**8])
+def test_gradient_penalty_closed_form_fp16_with_a_fresh_scaler(device, scale):
+    """fp16 autocast + GradScaler, on the scaler's very first use (before any scale() call)."""
     g = torch.Generator().manual_seed(0)
     w = torch.randn(3, 8, 8, generator=g) * 0.3
     real, fake = torch.randn(16, 3, 8, 8, generator=g), torch.randn(16, 3, 8, 8, generator=g)
-    critic = LinearCritic(w).cuda()
-    value = penalty_of(GradientPenalty(), critic, real.cuda(), fake.cuda(), "fp16", "cuda", scale)
+    critic = LinearCritic(w).to(device)
+    value = penalty_of(GradientPenalty(), critic, real.to(device), fake.to(device), "fp16", device, scale)
     assert critic.out_dtype == torch.float16 and torch.isfinite(value)
     assert math.isclose(value.item(), ((w.norm() - 1) ** 2).item(), rel_tol=1e-2, abs_tol=1e-3)
+
+
+def test_scaled_gradient_is_unscaled_exactly():
+    """Under a scaler, the gradient is taken of scale x outputs and divided back (fp32 here)."""
+    x = torch.randn(4, 5, requires_grad=True)
+    w = torch.randn(5, requires_grad=True)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**20)
+    g = scaled_grad(scaler)(x @ w, x)
+    assert torch.allclose(g, w.expand(4, 5), rtol=1e-6)
+    assert g.requires_grad  # a graph for the penalty's backward
+
+
+def test_overflowing_scaled_gradient_shows_as_a_non_finite_penalty():
+    """Scaled fp16 gradients that overflow give inf, which GradScaler then skips and backs off."""
+    w = torch.full((3, 8, 8), 1.0)
+    real, fake = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)
+    value = penalty_of(GradientPenalty(), LinearCritic(w), real, fake, "fp16", "cpu", 2.0**16)
+    assert not torch.isfinite(value)
 
 
 def test_interpolation_weight_is_drawn_per_sample():
@@ -219,4 +241,4 @@ def test_any_variant_takes_regularizers_from_config_and_lazy_ones_skip_steps(tmp
 
     model, _ = load_model(host, tmp_path / "run")
     for k, v in trainer.model.nets.critic.state_dict().items():
-        assert torch.equal(v, model.nets.critic.state_dict()[k]), k
+        assert torch.equal(v.cpu(), model.nets.critic.state_dict()[k]), k

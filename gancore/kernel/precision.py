@@ -36,10 +36,6 @@ def resolve_precision(name: str, device: torch.device) -> str:
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             return "bf16"
         return "fp32"
-    if name == "fp16" and device.type == "cpu":
-        raise ConfigError(
-            "train.precision: fp16 autocast needs a CUDA device; use fp32 or bf16 on the CPU"
-        )
     return name
 
 
@@ -71,9 +67,11 @@ def scaled_grad(scaler: torch.amp.GradScaler) -> Callable[[Tensor, Tensor], Tens
     def grad(outputs: Tensor, inputs: Tensor) -> Tensor:
         total = outputs.float().sum()
         if scaler.is_enabled():
-            scale = scaler._get_scale_async()  # device tensor; get_scale() would sync
-            (g,) = torch.autograd.grad(total * scale, inputs, create_graph=True)
-            return g.float() / scale
+            scaled = scaler.scale(total)  # also creates the scale on the scaler's first use
+            # The scale as a device tensor: get_scale() would synchronise with the host.
+            inv_scale = scaler._get_scale_async().double().reciprocal().float()
+            (g,) = torch.autograd.grad(scaled, inputs, create_graph=True)
+            return g.float() * inv_scale
         (g,) = torch.autograd.grad(total, inputs, create_graph=True)
         return g
 

@@ -154,6 +154,7 @@ class Trainer:
         with self.precision.autocast():
             out = player.step_fn(self.model.nets, batch, ctx)
         loss = self._add_terms(player.name, out.terms, out.stats)
+        self._bad |= ~torch.isfinite(loss.detach())
         penalised: list[str] = []
         if player.name == "critic":
             penalty, penalised = self._penalties(out, player.scaler)
@@ -167,7 +168,6 @@ class Trainer:
         player.scaler.step(player.optimizer)
         player.scaler.update()
         other.requires_grad_(True)
-        self._bad |= ~torch.isfinite(loss.detach())
 
     def _add_terms(self, player: str, terms: dict[str, Tensor], stats: dict[str, Tensor]) -> Tensor:
         if not terms:
@@ -194,7 +194,15 @@ class Trainer:
                     value = reg.penalty(inputs, grad)
                 if value is None:
                     continue
-                self._accumulate(f"critic/{reg.name}", value)
+                if scaler.is_enabled():
+                    # Overflowing scaled fp16 gradients give inf here: GradScaler skips that
+                    # step and lowers its scale. Count such steps rather than log the inf.
+                    finite = torch.isfinite(value.detach())
+                    self._accumulate(f"critic/{reg.name}_overflow", (~finite).float())
+                    self._accumulate(f"critic/{reg.name}", torch.where(finite, value.detach(), 0.0))
+                else:
+                    self._bad |= ~torch.isfinite(value.detach())
+                    self._accumulate(f"critic/{reg.name}", value)
                 total = total + reg.weight * reg.every * value
                 applied.append(reg.name)
         return total, applied
