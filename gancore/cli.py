@@ -183,16 +183,27 @@ def config(variant: str, sets: tuple[str, ...], as_json: bool) -> None:
 @click.option("--ema/--no-ema", default=True, show_default=True,
               help="Use the generator's moving average when the run kept one.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-def sample(source: str, n: int, out: str, seed: int, ema: bool, device: str) -> None:
+@click.option("--label", type=int, default=None,
+              help="Conditional runs: generate only class K (default: every class equally often).")
+@click.option("--grid-by-class", is_flag=True,
+              help="Conditional runs: N // classes samples of each class, one class per grid row.")
+def sample(source: str, n: int, out: str, seed: int, ema: bool, device: str, label: int | None,
+           grid_by_class: bool) -> None:
     """Generate N samples from a run directory's latest checkpoint or a checkpoint file."""
-    from gancore.inference import generate, write_samples
+    from gancore.inference import draw, load_model, sample_labels, write_samples
 
     suffix = Path(out).suffix.lower()
     if suffix not in (".png", ".npy", ".safetensors"):
         raise ConfigError(f"--out: {out} must end in .png, .npy or .safetensors")
-    x, used = generate(host(), source, n=n, seed=seed, ema=ema, device=device)
-    write_samples(x, out)
-    click.echo(f"wrote {n} samples {list(x.shape)} ({used} generator) to {out}")
+    if label is not None and grid_by_class:
+        raise click.UsageError("--label and --grid-by-class exclude each other")
+    model, _ = load_model(host(), source, device)
+    labels = sample_labels(model, n, label, grid_by_class)
+    count = n if labels is None else len(labels)
+    x, used = draw(model, count, seed=seed, ema=ema, labels=labels)
+    nrow = count // model.variant.data.num_classes if grid_by_class else None
+    write_samples(x, out, labels=labels, nrow=nrow)
+    click.echo(f"wrote {count} samples {list(x.shape)} ({used} generator) to {out}")
 
 
 CORE_COMMANDS = frozenset(cli.commands)

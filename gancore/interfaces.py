@@ -248,6 +248,18 @@ class Variant(ABC):
         device: torch.device,
         labels: Tensor | None = None,
     ) -> Tensor:
-        """Generate ``n`` samples in data space with ``generator`` (the raw or the EMA one)."""
+        """Generate ``n`` samples in data space with ``generator`` (the raw or the EMA one).
+
+        Conditional variants take ``labels`` (``[n]`` class indices; every class equally often
+        when None); unconditional ones ignore them.
+        """
+        from gancore.labels import balanced_labels, check_labels
+
+        if not self.conditional:
+            labels = None
+        elif labels is None:
+            labels = balanced_labels(n, self.data.num_classes, device)
+        else:
+            labels = check_labels(labels, self.data.num_classes).to(device)
         z = generator.sample_latent(n, generator=rng, device=device)
         return generator(z, labels)

@@ -38,10 +38,12 @@ def scatter_plot(
     img.save(path)
 
 
-def save_samples(x: Tensor, path: str | Path, reference: np.ndarray | None = None) -> None:
-    """An image grid for ``[N, C, H, W]`` samples, a scatter plot for ``[N, 2]`` points."""
+def save_samples(
+    x: Tensor, path: str | Path, reference: np.ndarray | None = None, nrow: int | None = None
+) -> None:
+    """An image grid for ``[N, C, H, W]`` samples (``nrow`` per row), a scatter plot for ``[N, 2]``."""
     if x.dim() == 4:
-        save_grid(x, path)
+        save_grid(x, path, nrow=nrow)
     elif x.dim() == 2 and x.shape[1] == 2:
         scatter_plot(x.detach().float().cpu().numpy(), path, reference=reference)
     else:

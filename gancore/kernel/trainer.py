@@ -30,6 +30,7 @@ from gancore.kernel import checkpoint as ck
 from gancore.kernel.build import Model, build_model, ema_update, make_optimizer
 from gancore.kernel.precision import Precision, resolve_device, resolve_precision, scaled_grad
 from gancore.kernel.sampler import BatchSampler
+from gancore.labels import class_rows
 from gancore.plugins import PluginHost
 from gancore.visualize import save_samples
 
@@ -310,13 +311,18 @@ class Trainer:
         was_training = gen.training
         gen.eval()
         n = self.cfg.log.samples if self.spec.kind == "image" else self.cfg.log.scatter_points
+        labels, nrow = None, None
+        if self.model.variant.conditional:  # one row per class
+            nrow = max(1, n // self.spec.num_classes)
+            labels = class_rows(nrow, self.spec.num_classes, self.device)
+            n = len(labels)
         try:
-            x = self.model.variant.sample(gen, n, rng=rng, device=self.device)
+            x = self.model.variant.sample(gen, n, rng=rng, device=self.device, labels=labels)
         finally:
             gen.train(was_training)
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
         reference = self.landmarks.numpy() if self.landmarks is not None else None
-        save_samples(x.float(), path, reference=reference)
+        save_samples(x.float(), path, reference=reference, nrow=nrow)
         self._last_samples = path
 
     # -- checkpoints -----------------------------------------------------------------------
