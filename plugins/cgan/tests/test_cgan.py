@@ -93,7 +93,8 @@ def test_sample_label_and_grid_by_class(run_dir, tmp_path):
 def test_label_options_are_refused_for_unconditional_runs(tmp_path):
     host = load_plugins()
     train(host, make_config(host, "dcgan", {**SMALL, **TINY}), tmp_path / "run")
-    result = CliRunner().invoke(cli, ["sample", str(tmp_path / "run"), "--label", "1", "--out", str(tmp_path / "a.npy")])
+    args = ["sample", str(tmp_path / "run"), "--label", "1", "--out", str(tmp_path / "a.npy")]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2 and "variant 'dcgan' is not conditional" in result.output
 
 
