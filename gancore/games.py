@@ -8,11 +8,23 @@ networks and defaults.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from gancore.interfaces import Batch, DataSpec, PenaltyInput, Players, StepContext, StepOutput, Variant
 from gancore.nets import DCGANCritic, DCGANGenerator, MLPCritic, MLPGenerator
 from gancore.nets.dcgan import Norm
+
+
+def dcgan_defaults(steps: int) -> dict[str, Any]:
+    """The DCGAN paper's training settings: non-saturating loss, Adam 2e-4 (0.5, 0.999), batch 64."""
+    adam = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
+    return {
+        "loss": {"name": "nonsaturating"},
+        "train": {"steps": steps, "batch_size": 64, "n_critic": 1},
+        "optim": {"generator": dict(adam), "critic": dict(adam)},
+    }
 
 
 def standard_players(

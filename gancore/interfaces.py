@@ -28,6 +28,15 @@ class NoSettings(Settings):
     """Settings of a plugin that takes none."""
 
 
+class Configurable:
+    """A plugin class with a settings model ``Config``; ``self.config`` holds a validated instance."""
+
+    Config: ClassVar[type[Settings]] = NoSettings
+
+    def __init__(self, config: Settings | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+
 class Generator(nn.Module, ABC):
     """A generator network: ``forward(z_or_x, y=None)`` returns samples in data space.
 
@@ -60,7 +69,7 @@ class Critic(nn.Module, ABC):
         """Score the samples ``x`` (with optional labels ``y``)."""
 
 
-class Loss(ABC):
+class Loss(Configurable, ABC):
     """An adversarial loss: a pure pair of functions of the critic's outputs.
 
     Both return a scalar to minimise. Implementations compute in float32 whatever the dtype of
@@ -68,13 +77,9 @@ class Loss(ABC):
     """
 
     name: ClassVar[str]
-    Config: ClassVar[type[Settings]] = NoSettings
     generator_uses_real: ClassVar[bool] = False
     """True when :meth:`generator_loss` needs ``real_out`` (relativistic losses): variants
     then pass the critic's output on a real batch, and skip that forward pass otherwise."""
-
-    def __init__(self, config: Settings | None = None) -> None:
-        self.config = config if config is not None else self.Config()
 
     @abstractmethod
     def critic_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
@@ -100,7 +105,7 @@ class PenaltyInput:
     name: str = "critic"
 
 
-class Regularizer(ABC):
+class Regularizer(Configurable, ABC):
     """A constraint or penalty on the critic, applied by the kernel for any variant.
 
     Three optional parts: :meth:`attach` rewrites the critic at build time (spectral norm),
@@ -109,10 +114,6 @@ class Regularizer(ABC):
     """
 
     name: ClassVar[str]
-    Config: ClassVar[type[Settings]] = NoSettings
-
-    def __init__(self, config: Settings | None = None) -> None:
-        self.config = config if config is not None else self.Config()
 
     @property
     def every(self) -> int:

@@ -14,7 +14,7 @@ from typing import ClassVar
 from pydantic import Field
 from torch import Tensor
 
-from gancore.interfaces import DataSpec, NoSettings, Settings
+from gancore.interfaces import Configurable, DataSpec, Settings
 
 
 @dataclass
@@ -45,14 +45,10 @@ class TensorData:
         return int(self.x.shape[0])
 
 
-class DataSource(ABC):
+class DataSource(Configurable, ABC):
     """A named source of training data, with its own settings model ``Config``."""
 
     name: ClassVar[str]
-    Config: ClassVar[type[Settings]] = NoSettings
-
-    def __init__(self, config: Settings | None = None) -> None:
-        self.config = config if config is not None else self.Config()
 
     @abstractmethod
     def load(self) -> TensorData:

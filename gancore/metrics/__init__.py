@@ -7,10 +7,10 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from gancore.interfaces import NoSettings, Settings
+from gancore.interfaces import Configurable
 
 
-class Metric(ABC):
+class Metric(Configurable, ABC):
     """A number (or a few) computed from generated samples and the real data.
 
     ``compute`` returns a flat dict of JSON-serialisable values, which include the provenance
@@ -18,10 +18,6 @@ class Metric(ABC):
     """
 
     name: ClassVar[str]
-    Config: ClassVar[type[Settings]] = NoSettings
-
-    def __init__(self, config: Settings | None = None) -> None:
-        self.config = config if config is not None else self.Config()
 
     @abstractmethod
     def compute(self, fake: Tensor, real: Tensor, **context: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from gancore import Batch, ConfigError, PenaltyInput, Players, Settings, StepContext, StepOutput, Variant, hookimpl
+from gancore.games import dcgan_defaults
 from gancore_cgan.nets import ConcatCritic, ConditionalGenerator, ProjectionCritic
 
 
@@ -47,14 +48,7 @@ class CGAN(Variant):
 
     @classmethod
     def defaults(cls, config: Settings) -> dict[str, Any]:
-        return {
-            "loss": {"name": "nonsaturating"},
-            "train": {"steps": 2000, "batch_size": 64, "n_critic": 1},
-            "optim": {
-                "generator": {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]},
-                "critic": {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]},
-            },
-        }
+        return dcgan_defaults(steps=2000)
 
     def build(self) -> Players:
         c, shape, classes = self.config, self.data.shape, self.data.num_classes

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field
 
 from gancore import Players, Settings, hookimpl
-from gancore.games import NoiseGame, standard_players
+from gancore.games import NoiseGame, dcgan_defaults, standard_players
 
 
 class DCGANSettings(Settings):
@@ -39,14 +39,7 @@ class DCGAN(NoiseGame):
 
     @classmethod
     def defaults(cls, config: Settings) -> dict[str, Any]:
-        return {
-            "loss": {"name": "nonsaturating"},
-            "train": {"steps": 1500, "batch_size": 64, "n_critic": 1},
-            "optim": {
-                "generator": {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]},
-                "critic": {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]},
-            },
-        }
+        return dcgan_defaults(steps=1500)
 
     def build(self) -> Players:
         c = self.config
