@@ -6,6 +6,7 @@ from gancore import hookimpl
 from gancore.data.digits import Digits
 from gancore.data.image_folder import ImageFolder
 from gancore.data.mixtures import GaussianGrid, GaussianRing
+from gancore.data.unpaired import DigitsPair, Unpaired
 from gancore.losses import BUILTIN_LOSSES
 from gancore.metrics.modes import Modes
 from gancore.regularizers import BUILTIN_REGULARIZERS
@@ -18,7 +19,7 @@ def gancore_register_losses() -> list[type]:
 
 @hookimpl
 def gancore_register_datasets() -> list[type]:
-    return [Digits, ImageFolder, GaussianRing, GaussianGrid]
+    return [Digits, ImageFolder, GaussianRing, GaussianGrid, Unpaired, DigitsPair]
 
 
 @hookimpl

@@ -206,6 +206,26 @@ def sample(source: str, n: int, out: str, seed: int, ema: bool, device: str, lab
     click.echo(f"wrote {count} samples {list(x.shape)} ({used} generator) to {out}")
 
 
+@cli.command()
+@click.argument("source", metavar="RUN_DIR_OR_CKPT")
+@click.option("--input", "input_path", required=True,
+              help="A folder of images, one image, or a .npy/.safetensors tensor [N, C, H, W] in [-1, 1].")
+@click.option("--out", required=True,
+              help="A folder (for a folder in), an image file, or a .npy/.safetensors file (for tensors in).")
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
+              help="Translate domain A to B, or B to A.")
+@click.option("--ema/--no-ema", default=True, show_default=True,
+              help="Use the generators' moving average when the run kept one.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+def translate(source: str, input_path: str, out: str, direction: str, ema: bool, device: str) -> None:
+    """Translate images with an image-to-image run (cyclegan): same file names out."""
+    from gancore.inference import load_model, translate_path
+
+    model, _ = load_model(host(), source, device)
+    count = translate_path(model, input_path, out, direction, ema)
+    click.echo(f"translated {count} images {direction} to {out}")
+
+
 CORE_COMMANDS = frozenset(cli.commands)
 
 

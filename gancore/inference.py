@@ -28,7 +28,7 @@ def load_model(host: PluginHost, source: str | Path, device: str = "cpu") -> tup
         raise CheckpointError(f"{ckpt.path}: its config does not resolve here: {exc}") from None
     spec_json = ckpt.json("data_spec")
     spec = DataSpec(kind=spec_json["kind"], shape=tuple(spec_json["shape"]),
-                    num_classes=int(spec_json["num_classes"]))
+                    num_classes=int(spec_json["num_classes"]), domains=int(spec_json.get("domains", 1)))
     model = build_model(cfg, spec, resolve_device(device))
     ckpt.load_module("generator", model.nets.generator)
     ckpt.load_module("critic", model.nets.critic)
@@ -98,3 +98,77 @@ def write_samples(x: Tensor, out: str | Path, labels: Tensor | None = None, nrow
         save_file(tensors, str(out))
     else:
         raise ConfigError(f"--out: {out} must end in .png, .npy or .safetensors")
+
+
+TENSOR_SUFFIXES = (".npy", ".safetensors")
+
+
+def _read_tensor(path: Path) -> Tensor:
+    if path.suffix == ".npy":
+        try:
+            return torch.from_numpy(np.load(path, allow_pickle=False)).float()
+        except ValueError as exc:
+            raise ConfigError(f"--input: {path} is not a plain numeric .npy array: {exc}") from None
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise ConfigError(f"--input: {path} is not a readable safetensors file: {exc}") from None
+    if "samples" in tensors:
+        return tensors["samples"].float()
+    if len(tensors) == 1:
+        return next(iter(tensors.values())).float()
+    raise ConfigError(f"--input: {path} holds several tensors; name the images 'samples'")
+
+
+@torch.no_grad()
+def translate_images(model: Model, x: Tensor, direction: str, ema: bool = True) -> Tensor:
+    """Translate ``[N, C, H, W]`` images in [-1, 1] with a run's generator(s)."""
+    spec = model.variant.data
+    if x.dim() != 4 or tuple(x.shape[1:]) != tuple(spec.shape):
+        raise ConfigError(f"--input: expected images of shape [N, {', '.join(map(str, spec.shape))}], "
+                          f"got {list(x.shape)}")
+    gen = model.ema if ema and model.ema is not None else model.nets.generator
+    gen.eval()
+    out = [model.variant.translate(gen, x[i:i + 64].to(model.device), direction).float().cpu()
+           for i in range(0, len(x), 64)]
+    return torch.cat(out)
+
+
+def translate_path(model: Model, source: str | Path, out: str | Path, direction: str, ema: bool = True) -> int:
+    """Translate a folder of images, one image, or a ``.npy``/``.safetensors`` tensor file.
+
+    Folders and images keep their file names; tensors are written as ``.npy`` or
+    ``.safetensors`` (key ``samples``). Returns the number of images translated.
+    """
+    from gancore.data.image_folder import image_files, load_image
+    from gancore.images import to_uint8
+
+    source, out = Path(source), Path(out)
+    if not source.exists():
+        raise ConfigError(f"--input: {source} does not exist")
+    if source.suffix.lower() in TENSOR_SUFFIXES:
+        if out.suffix.lower() not in TENSOR_SUFFIXES:
+            raise ConfigError(f"--out: tensors in, tensors out: {out} must end in .npy or .safetensors")
+        y = translate_images(model, _read_tensor(source), direction, ema)
+        write_samples(y, out)
+        return len(y)
+    files = image_files(source) if source.is_dir() else [source]
+    if not files:
+        raise ConfigError(f"--input: no images found in {source}")
+    size, channels = model.variant.data.shape[-1], model.variant.data.shape[0]
+    x = torch.stack([load_image(f, size, channels) for f in files])
+    y = to_uint8(translate_images(model, x, direction, ema))
+    from PIL import Image
+
+    if source.is_dir():
+        out.mkdir(parents=True, exist_ok=True)
+        targets = [out / f.name for f in files]
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        targets = [out]
+    for img, target in zip(y, targets, strict=True):
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(target)
+    return len(files)

@@ -150,6 +150,9 @@ class Batch:
 
     x: Tensor
     y: Tensor | None = None
+    x_b: Tensor | None = None
+    """A batch of the second domain, unpaired with ``x`` (two-domain data only)."""
+    y_b: Tensor | None = None
 
 
 @dataclass
@@ -199,6 +202,8 @@ class DataSpec:
     """Shape of one sample."""
     num_classes: int = 0
     """Number of label classes; 0 for unlabelled data."""
+    domains: int = 1
+    """2 for unpaired two-domain data (batches then carry ``x_b``)."""
 
 
 class Variant(ABC):
@@ -264,3 +269,29 @@ class Variant(ABC):
             labels = check_labels(labels, self.data.num_classes).to(device)
         z = generator.sample_latent(n, generator=rng, device=device)
         return generator(z, labels)
+
+    def preview(
+        self, generator: nn.Module, batch: Batch, n: int, *, rng: torch.Generator, device: torch.device
+    ) -> tuple[Tensor, int | None]:
+        """The images of a progress grid and how many go in a row (None: a square grid).
+
+        ``batch`` is a fixed batch of training data (the same at every call). By default: ``n``
+        samples, one row per class for conditional variants. Translation variants show rows of
+        input, translation and reconstruction.
+        """
+        from gancore.labels import class_rows
+
+        if not self.conditional:
+            return self.sample(generator, n, rng=rng, device=device), None
+        per_class = max(1, n // self.data.num_classes)
+        labels = class_rows(per_class, self.data.num_classes, device)
+        return self.sample(generator, len(labels), rng=rng, device=device, labels=labels), per_class
+
+    def translate(self, generator: nn.Module, x: Tensor, direction: str) -> Tensor:
+        """Translate images ``x`` (in [-1, 1]) with the trained generator(s).
+
+        ``direction`` is ``"a2b"`` or ``"b2a"``. Only image-to-image variants implement it.
+        """
+        from gancore.errors import ConfigError
+
+        raise ConfigError(f"variant {self.name!r} does not translate images (it generates from noise)")

@@ -32,6 +32,12 @@ class TensorData:
     """Reference points drawn under scatter plots of vector samples (a mixture's mode centres)."""
     scale: float | None = None
     """The spread of each mode around its landmark (a mixture's standard deviation)."""
+    x_b: Tensor | None = None
+    """A second, unpaired domain (image-to-image translation): drawn independently of ``x``."""
+    y_b: Tensor | None = None
+    """Labels of the second domain (kept for evaluation; translation variants ignore them)."""
+    flip: bool = False
+    """Flip images horizontally at random when batches are drawn (augmentation)."""
 
     @property
     def kind(self) -> str:
@@ -39,7 +45,8 @@ class TensorData:
 
     @property
     def spec(self) -> DataSpec:
-        return DataSpec(kind=self.kind, shape=tuple(self.x.shape[1:]), num_classes=self.num_classes)
+        return DataSpec(kind=self.kind, shape=tuple(self.x.shape[1:]), num_classes=self.num_classes,
+                        domains=1 if self.x_b is None else 2)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

@@ -30,7 +30,6 @@ from gancore.kernel import checkpoint as ck
 from gancore.kernel.build import Model, build_model, ema_update, make_optimizer
 from gancore.kernel.precision import Precision, resolve_device, resolve_precision, scaled_grad
 from gancore.kernel.sampler import BatchSampler
-from gancore.labels import class_rows
 from gancore.plugins import PluginHost
 from gancore.visualize import save_samples
 
@@ -45,6 +44,15 @@ def versions() -> dict[str, str]:
         if name == "gancore" or name.startswith("gancore-"):
             out[name] = dist.version
     return out
+
+
+def fixed_batch(data: TensorData, n: int, device: torch.device) -> Batch:
+    """The first ``n`` samples of each domain: the inputs of every progress grid."""
+
+    def head(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t[:n].to(device)
+
+    return Batch(x=head(data.x), y=head(data.y), x_b=head(data.x_b), y_b=head(data.y_b))
 
 
 @dataclass
@@ -120,6 +128,7 @@ class Trainer:
                                 self.precision.scaler(), variant.generator_step),
         }
         self.sampler = BatchSampler(data, cfg.train.batch_size, self.device, cfg.train.seed)
+        self._preview_batch = fixed_batch(data, cfg.log.samples, self.device)
         self.rng = torch.Generator(device=self.device).manual_seed(cfg.train.seed + 1)
         self.step = 0
         self.critic_steps = 0
@@ -311,13 +320,8 @@ class Trainer:
         was_training = gen.training
         gen.eval()
         n = self.cfg.log.samples if self.spec.kind == "image" else self.cfg.log.scatter_points
-        labels, nrow = None, None
-        if self.model.variant.conditional:  # one row per class
-            nrow = max(1, n // self.spec.num_classes)
-            labels = class_rows(nrow, self.spec.num_classes, self.device)
-            n = len(labels)
         try:
-            x = self.model.variant.sample(gen, n, rng=rng, device=self.device, labels=labels)
+            x, nrow = self.model.variant.preview(gen, self._preview_batch, n, rng=rng, device=self.device)
         finally:
             gen.train(was_training)
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
@@ -337,7 +341,7 @@ class Trainer:
             "config": json.dumps(self.cfg.to_dict()),
             "versions": json.dumps(versions()),
             "data_spec": json.dumps({"kind": self.spec.kind, "shape": list(self.spec.shape),
-                                     "num_classes": self.spec.num_classes}),
+                                     "num_classes": self.spec.num_classes, "domains": self.spec.domains}),
             "precision": self.precision.name,
         }
         nets = self.model.nets

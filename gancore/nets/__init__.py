@@ -2,5 +2,16 @@
 
 from gancore.nets.dcgan import DCGANCritic, DCGANGenerator, dcgan_init, image_levels
 from gancore.nets.mlp import MLPCritic, MLPGenerator
+from gancore.nets.resnet import PatchCritic, ResidualBlock, ResnetGenerator
 
-__all__ = ["DCGANCritic", "DCGANGenerator", "MLPCritic", "MLPGenerator", "dcgan_init", "image_levels"]
+__all__ = [
+    "DCGANCritic",
+    "DCGANGenerator",
+    "MLPCritic",
+    "MLPGenerator",
+    "PatchCritic",
+    "ResidualBlock",
+    "ResnetGenerator",
+    "dcgan_init",
+    "image_levels",
+]

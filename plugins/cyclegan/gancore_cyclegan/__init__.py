@@ -1,0 +1,159 @@
+"""CycleGAN (Zhu et al. 2017) as a gancore plugin: unpaired image-to-image translation.
+
+Two ResNet generators G: A->B and F: B->A (one player, an ``nn.ModuleDict``), two PatchGAN
+critics D_A and D_B (the other player), the least-squares adversarial loss, cycle consistency
+L1 (lambda = 10) both ways, an identity loss (0.5 lambda), a history pool of 50 generated images
+per critic, Adam 2e-4 (0.5, 0.999) with linear learning-rate decay over the second half.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from gancore import (
+    Batch,
+    ConfigError,
+    PenaltyInput,
+    Players,
+    Settings,
+    StepContext,
+    StepOutput,
+    Variant,
+    hookimpl,
+)
+from gancore.nets import PatchCritic, ResnetGenerator
+
+
+class HistoryPool(nn.Module):
+    """Shrivastava et al.'s image buffer: the critic sees a mix of new and older fakes.
+
+    Until it holds ``size`` images, each new image is stored and returned; after that, each
+    new image is returned with probability 1/2, else swapped with a stored one, which is
+    returned. The pool is a buffer, so it is checkpointed and resumes exactly.
+    """
+
+    def __init__(self, size: int, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.size = size
+        self.register_buffer("images", torch.zeros(size, *shape))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def forward(self, fakes: Tensor) -> Tensor:
+        if self.size == 0:
+            return fakes
+        out = fakes.clone()
+        count = int(self.count)  # one sync per call: the pool is tiny and on the host's side of the step
+        for i in range(len(fakes)):
+            if count < self.size:
+                self.images[count] = fakes[i]
+                count += 1
+            elif torch.rand(()) < 0.5:
+                j = int(torch.randint(self.size, ()))
+                out[i] = self.images[j]
+                self.images[j] = fakes[i]
+        self.count.fill_(count)
+        return out
+
+
+class CycleGANSettings(Settings):
+    cycle_weight: float = Field(10.0, ge=0.0, description="lambda: weight of the cycle-consistency L1 terms.")
+    identity_weight: float = Field(
+        0.5, ge=0.0, description="Identity loss weight, as a fraction of lambda (0 disables it)."
+    )
+    pool_size: int = Field(50, ge=0, description="Generated images kept in each critic's history pool.")
+    generator_width: int = Field(16, ge=4, le=512, description="Channels of the generators' first layer (ngf).")
+    residual_blocks: int = Field(3, ge=1, le=16, description="Residual blocks in each generator.")
+    critic_width: int = Field(16, ge=4, le=512, description="Channels of the critics' first layer (ndf).")
+    critic_layers: int = Field(2, ge=1, le=5, description="Strided layers in each PatchGAN critic.")
+
+
+class CycleGAN(Variant):
+    """CycleGAN: two generators, two PatchGAN critics, cycle and identity losses."""
+
+    name = "cyclegan"
+    Config = CycleGANSettings
+
+    @classmethod
+    def defaults(cls, config: Settings) -> dict[str, Any]:
+        adam = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999], "schedule": "linear", "decay_start": 0.5}
+        return {
+            "data": {"name": "digits-pair"},
+            "loss": {"name": "least-squares"},
+            "train": {"steps": 1200, "batch_size": 16, "n_critic": 1},
+            "optim": {"generator": dict(adam), "critic": dict(adam)},
+            "log": {"samples": 8},
+        }
+
+    def build(self) -> Players:
+        if self.data.domains != 2 or self.data.kind != "image":
+            raise ConfigError("data.name: cyclegan needs two unpaired image domains (unpaired or digits-pair)")
+        c, ch = self.config, self.data.shape[0]
+        gens = nn.ModuleDict({
+            "a2b": ResnetGenerator(ch, ch, c.generator_width, c.residual_blocks),
+            "b2a": ResnetGenerator(ch, ch, c.generator_width, c.residual_blocks),
+        })
+        critics = nn.ModuleDict({
+            "a": PatchCritic(ch, c.critic_width, c.critic_layers),
+            "b": PatchCritic(ch, c.critic_width, c.critic_layers),
+            "pool_a": HistoryPool(c.pool_size, self.data.shape),
+            "pool_b": HistoryPool(c.pool_size, self.data.shape),
+        })
+        return Players(generator=gens, critic=critics)
+
+    def critic_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+        g, d = nets.generator, nets.critic
+        real_a, real_b = batch.x, batch.x_b
+        with torch.no_grad():
+            fake_b = d["pool_b"](g["a2b"](real_a))
+            fake_a = d["pool_a"](g["b2a"](real_b))
+        out_a_real, out_a_fake = d["a"](real_a), d["a"](fake_a)
+        out_b_real, out_b_fake = d["b"](real_b), d["b"](fake_b)
+        return StepOutput(
+            terms={"adv_a": self.loss.critic_loss(out_a_real, out_a_fake),
+                   "adv_b": self.loss.critic_loss(out_b_real, out_b_fake)},
+            penalties=[PenaltyInput(critic=d["a"], real=real_a, fake=fake_a, name="a"),
+                       PenaltyInput(critic=d["b"], real=real_b, fake=fake_b, name="b")],
+        )
+
+    def generator_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+        g, d, c = nets.generator, nets.critic, self.config
+        real_a, real_b = batch.x, batch.x_b
+        fake_b, fake_a = g["a2b"](real_a), g["b2a"](real_b)
+        terms = {
+            "adv_a2b": self.loss.generator_loss(d["b"](fake_b)),
+            "adv_b2a": self.loss.generator_loss(d["a"](fake_a)),
+            "cycle": c.cycle_weight * ((g["b2a"](fake_b) - real_a).abs().mean()
+                                       + (g["a2b"](fake_a) - real_b).abs().mean()),
+        }
+        if c.identity_weight > 0:
+            terms["identity"] = c.cycle_weight * c.identity_weight * (
+                (g["a2b"](real_b) - real_b).abs().mean() + (g["b2a"](real_a) - real_a).abs().mean())
+        return StepOutput(terms=terms)
+
+    def translate(self, generator: nn.Module, x: Tensor, direction: str) -> Tensor:
+        if direction not in ("a2b", "b2a"):
+            raise ConfigError(f"--direction: expected a2b or b2a, got {direction!r}")
+        return generator[direction](x)
+
+    def sample(self, generator: nn.Module, n: int, *, rng: torch.Generator, device: torch.device,
+               labels: Tensor | None = None) -> Tensor:
+        raise ConfigError("cyclegan translates images: use `gancore translate`, not `gancore sample`")
+
+    def preview(self, generator: nn.Module, batch: Batch, n: int, *, rng: torch.Generator,
+                device: torch.device) -> tuple[Tensor, int | None]:
+        """Rows: A, G(A), F(G(A)), then B, F(B), G(F(B))."""
+        a, b = batch.x[:n], batch.x_b[:n]
+        g_ab, g_ba = generator["a2b"], generator["b2a"]
+        fake_b, fake_a = g_ab(a), g_ba(b)
+        rows = [a, fake_b, g_ba(fake_b), b, fake_a, g_ab(fake_a)]
+        return torch.cat(rows), len(a)
+
+
+@hookimpl
+def gancore_register_variants() -> list[type]:
+    return [CycleGAN]
