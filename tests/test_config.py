@@ -65,7 +65,8 @@ def test_loss_options_are_validated_by_the_loss(host):
         (["--set", "train.device=tpu"], "train.device: expected auto, cpu, cuda or cuda:N"),
         (
             ["--set", "data.name=mnistt"],
-            "data.name: unknown dataset 'mnistt'; installed: digits, digits-pair, gaussian-grid, gaussian-ring, image-folder, unpaired",
+            "data.name: unknown dataset 'mnistt'; installed: digits, digits-pair, gaussian-grid, "
+            "gaussian-ring, image-folder, unpaired",
         ),
         (["--set", "loss.name=hinj"], "did you mean 'hinge'?"),
         (["--set", "variant.latent_dim=-1"], "variant.latent_dim: Input should be greater than or equal to 1"),
