@@ -22,19 +22,22 @@ class ResidualBlock(nn.Module):
 
 class ResnetGenerator(Generator):
     """Johnson et al.'s network as CycleGAN uses it: c7s1-w, d2w, d4w, n residual blocks,
-    u2w, uw, c7s1-C, tanh (instance norm). Maps an image to an image of the same size."""
+    u2w, uw, c7s1-C, tanh (instance norm). Maps an image to an image of the same size.
+
+    ``downsampling`` (2 in the paper) sets the stride-2 stages, and with them how far across the
+    image one output pixel sees."""
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, width: int = 64, blocks: int = 6,
-                 norm: Norm = "instance") -> None:
+                 norm: Norm = "instance", downsampling: int = 2) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, width, 7),
                                    norm_layer(norm, width), nn.ReLU(True)]
         ch = width
-        for _ in range(2):
+        for _ in range(downsampling):
             layers += [nn.Conv2d(ch, ch * 2, 3, 2, 1), norm_layer(norm, ch * 2), nn.ReLU(True)]
             ch *= 2
         layers += [ResidualBlock(ch, norm) for _ in range(blocks)]
-        for _ in range(2):
+        for _ in range(downsampling):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 3, 2, 1, output_padding=1), norm_layer(norm, ch // 2),
                        nn.ReLU(True)]
             ch //= 2

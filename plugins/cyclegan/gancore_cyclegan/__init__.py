@@ -68,6 +68,9 @@ class CycleGANSettings(Settings):
     pool_size: int = Field(50, ge=0, description="Generated images kept in each critic's history pool.")
     generator_width: int = Field(16, ge=4, le=512, description="Channels of the generators' first layer (ngf).")
     residual_blocks: int = Field(3, ge=1, le=16, description="Residual blocks in each generator.")
+    generator_downsampling: int = Field(
+        2, ge=0, le=4, description="Stride-2 stages in each generator (2 in the paper)."
+    )
     critic_width: int = Field(16, ge=4, le=512, description="Channels of the critics' first layer (ndf).")
     critic_layers: int = Field(2, ge=1, le=5, description="Strided layers in each PatchGAN critic.")
 
@@ -94,8 +97,10 @@ class CycleGAN(Variant):
             raise ConfigError("data.name: cyclegan needs two unpaired image domains (unpaired or digits-pair)")
         c, ch = self.config, self.data.shape[0]
         gens = nn.ModuleDict({
-            "a2b": ResnetGenerator(ch, ch, c.generator_width, c.residual_blocks),
-            "b2a": ResnetGenerator(ch, ch, c.generator_width, c.residual_blocks),
+            "a2b": ResnetGenerator(ch, ch, c.generator_width, c.residual_blocks,
+                                   downsampling=c.generator_downsampling),
+            "b2a": ResnetGenerator(ch, ch, c.generator_width, c.residual_blocks,
+                                   downsampling=c.generator_downsampling),
         })
         critics = nn.ModuleDict({
             "a": PatchCritic(ch, c.critic_width, c.critic_layers),
