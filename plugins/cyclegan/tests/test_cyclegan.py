@@ -33,7 +33,8 @@ def run_dir(tmp_path_factory):
 def test_defaults_are_the_papers():
     cfg = resolve(load_plugins(), build_raw("cyclegan"))
     assert cfg.data_cls.name == "digits-pair" and cfg.loss_cls.name == "least-squares"
-    assert cfg.variant.cycle_weight == 10 and cfg.variant.identity_weight == 0.5 and cfg.variant.pool_size == 50
+    assert cfg.variant.identity_weight == 0.5 and cfg.variant.pool_size == 50
+    assert cfg.variant.cycle_weight == 2 and cfg.variant.generator_downsampling == 0  # digits defaults
     for opt in (cfg.optim.generator, cfg.optim.critic):
         assert (opt.name, opt.lr, opt.betas, opt.schedule, opt.decay_start) == (
             "adam", 2e-4, (0.5, 0.999), "linear", 0.5)
