@@ -65,6 +65,14 @@ class Player:
     scaler: torch.amp.GradScaler
     step_fn: Callable[..., StepOutput]
 
+    def __post_init__(self) -> None:
+        # Only what the optimizer trains is toggled: parameters frozen on purpose stay frozen.
+        self.trainable = [p for group in self.optimizer.param_groups for p in group["params"]]
+
+    def freeze(self, frozen: bool) -> None:
+        for p in self.trainable:
+            p.requires_grad_(not frozen)
+
 
 @dataclass
 class TrainResult:
@@ -156,11 +164,11 @@ class Trainer:
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     # -- the step --------------------------------------------------------------------------
-    def _phase(self, player: Player, other: nn.Module) -> None:
+    def _phase(self, player: Player, other: Player) -> None:
         batch: Batch = self.sampler.next()
         ctx = StepContext(step=self.step, device=self.device, rng=self.rng)
         player.optimizer.zero_grad(set_to_none=True)
-        other.requires_grad_(False)  # no gradients for the player that is not being updated
+        other.freeze(True)  # no gradients for the player that is not being updated
         with self.precision.autocast():
             out = player.step_fn(self.model.nets, batch, ctx)
         loss = self._add_terms(player.name, out.terms, out.stats)
@@ -177,7 +185,7 @@ class Trainer:
             raise
         player.scaler.step(player.optimizer)
         player.scaler.update()
-        other.requires_grad_(True)
+        other.freeze(False)
 
     def _add_terms(self, player: str, terms: dict[str, Tensor], stats: dict[str, Tensor]) -> Tensor:
         if not terms:
@@ -237,11 +245,11 @@ class Trainer:
         if self._scheduled:
             self._set_learning_rates()
         for _ in range(self.cfg.train.n_critic):
-            self._phase(critic, nets.generator)
+            self._phase(critic, generator)
             for reg in self.model.regularizers:
                 reg.after_step(nets.critic)
             self.critic_steps += 1
-        self._phase(generator, nets.critic)
+        self._phase(generator, critic)
         if self.model.ema is not None:
             ema_update(self.model.ema, nets.generator, float(self.cfg.train.ema))
         self.step += 1
