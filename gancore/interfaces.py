@@ -95,8 +95,8 @@ class PenaltyInput:
     """What a gradient penalty needs: the critic as a function of its input, and the samples.
 
     ``critic`` maps a batch of inputs to the critic's outputs (labels already bound).
-    ``real_out`` is the critic's output on ``real`` when the variant has it: penalties of the
-    scaled-output AMP recipe reuse it rather than running the critic again.
+    ``name`` tells several critics apart in the logs (``critic/<penalty>_<name>``) when a step
+    returns more than one input, as CycleGAN does for D_A and D_B.
     """
 
     critic: Callable[[Tensor], Tensor]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from gancore.config import RunConfig
 from gancore.data import TensorData
@@ -60,7 +60,6 @@ class Player:
     """One side of the game and what the kernel needs to update it."""
 
     name: str
-    module: nn.Module
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     step_fn: Callable[..., StepOutput]
@@ -129,10 +128,9 @@ class Trainer:
         nets = self.model.nets
         variant = self.model.variant
         self.players = {
-            "critic": Player("critic", nets.critic, make_optimizer(cfg.optim.critic, nets.critic),
+            "critic": Player("critic", make_optimizer(cfg.optim.critic, nets.critic),
                              self.precision.scaler(), variant.critic_step),
-            "generator": Player("generator", nets.generator,
-                                make_optimizer(cfg.optim.generator, nets.generator),
+            "generator": Player("generator", make_optimizer(cfg.optim.generator, nets.generator),
                                 self.precision.scaler(), variant.generator_step),
         }
         self.sampler = BatchSampler(data, cfg.train.batch_size, self.device, cfg.train.seed)
@@ -212,15 +210,17 @@ class Trainer:
                     value = reg.penalty(inputs, grad)
                 if value is None:
                     continue
+                # One critic: critic/<penalty>; several (CycleGAN's D_A, D_B): critic/<penalty>_<name>.
+                key = f"critic/{reg.name}" + (f"_{inputs.name}" if len(out.penalties) > 1 else "")
                 if scaler.is_enabled():
                     # Overflowing scaled fp16 gradients give inf here: GradScaler skips that
                     # step and lowers its scale. Count such steps rather than log the inf.
                     finite = torch.isfinite(value.detach())
-                    self._accumulate(f"critic/{reg.name}_overflow", (~finite).float())
-                    self._accumulate(f"critic/{reg.name}", torch.where(finite, value.detach(), 0.0))
+                    self._accumulate(f"{key}_overflow", (~finite).float())
+                    self._accumulate(key, torch.where(finite, value.detach(), 0.0))
                 else:
                     self._bad |= ~torch.isfinite(value.detach())
-                    self._accumulate(f"critic/{reg.name}", value)
+                    self._accumulate(key, value)
                 total = total + reg.weight * reg.every * value
                 applied.append(reg.name)
         return total, applied

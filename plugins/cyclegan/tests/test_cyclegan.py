@@ -69,6 +69,16 @@ def test_checkpoint_resume_restores_all_four_networks_both_optimizers_and_pools(
         assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
 
 
+def test_penalties_reach_both_critics_and_are_logged_apart(tmp_path):
+    import json
+
+    host = load_plugins()
+    cfg = make_config(host, "cyclegan", {**TINY, "regularizers": [{"name": "r1", "weight": 1.0}]})
+    train(host, cfg, tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"critic/r1_a", "critic/r1_b"} <= set(record) and "critic/r1" not in record
+
+
 def test_history_pool_fills_then_mixes_old_and_new():
     torch.manual_seed(0)
     pool = HistoryPool(4, (1, 2, 2))
