@@ -318,17 +318,20 @@ def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
 def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[str] = ()) -> RunConfig:
     """Validate a raw config (file merged with a base) into a :class:`RunConfig`.
 
-    ``sets`` (``dotted.key=value``) apply last, over the variant's defaults too, so
-    ``regularizers.0.weight=5`` can reach a list the variant's defaults provide.
+    ``sets`` (``dotted.key=value``) belong to the user's layer, so a ``--set data.name=...``
+    drops the variant's defaults for the old data source like a config file would; a set that
+    indexes a list only the variant's defaults provide (``regularizers.0.weight=5``) applies
+    after they are merged.
     """
-    raw = _normalise(raw)
-    probe = copy.deepcopy(raw)
-    for assignment in sets:  # a first pass only to learn the variant and its settings
+    raw = copy.deepcopy(_normalise(raw))
+    into_defaults: list[str] = []
+    for assignment in sets:
         try:
-            apply_set(probe, assignment)
+            apply_set(raw, assignment)
         except MissingListItem:
-            pass
-    variant_section = _normalise(probe).get("variant")
+            into_defaults.append(assignment)
+    raw = _normalise(raw)
+    variant_section = raw.get("variant")
     if not isinstance(variant_section, dict):
         raise ConfigError(
             f"variant: required, one of: {', '.join(host.variants.names()) or 'none installed'}"
@@ -336,9 +339,8 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
     variant_cls, variant_settings = _plugin_section(host.variants, variant_section, "variant")
     defaults = deep_merge(CORE_DEFAULTS, _normalise(variant_cls.defaults(variant_settings)))
     merged = deep_merge(defaults, raw)
-    for assignment in sets:
+    for assignment in into_defaults:
         apply_set(merged, assignment)
-    merged = _normalise(merged)
     parsed = validate(RawConfig, merged, "")
     assert isinstance(parsed, RawConfig)
     data_cls, data_settings = _plugin_section(host.datasets, merged["data"], "data")

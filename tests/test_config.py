@@ -144,3 +144,28 @@ def test_schedule_is_applied_by_the_kernel(host, tmp_path):
     # the last step (index 3 of 4) ran at lr * 1/4
     assert trainer.players["generator"].optimizer.param_groups[0]["lr"] == pytest.approx(2e-4 / 4)
     assert trainer.players["critic"].optimizer.param_groups[0]["lr"] == 2e-4
+
+
+def test_set_of_a_new_data_source_drops_the_variant_defaults_for_the_old_one(host, install_plugin):
+    from gancore.plugins import load_plugins
+
+    install_plugin("tiny", """
+from gancore import hookimpl
+from gancore_dcgan import DCGAN
+
+class Tiny(DCGAN):
+    '''DCGAN with a data default of its own.'''
+    name = "tiny"
+
+    @classmethod
+    def defaults(cls, config):
+        return {**DCGAN.defaults(config), "data": {"name": "digits", "image_size": 16}}
+
+@hookimpl
+def gancore_register_variants():
+    return [Tiny]
+""")
+    host = load_plugins()
+    assert resolve(host, build_raw("tiny")).data.image_size == 16
+    cfg = resolve(host, build_raw("tiny"), ["data.name=gaussian-ring"])
+    assert cfg.data_cls.name == "gaussian-ring"
