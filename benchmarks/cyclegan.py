@@ -33,6 +33,7 @@ def evaluate(run: Path, style: str) -> dict:
     from sklearn.linear_model import LogisticRegression
 
     from gancore.data.unpaired import DigitsPair
+    from gancore.errors import ConfigError
     from gancore.inference import load_model, translate_images
     from gancore.plugins import load_plugins
 
@@ -42,11 +43,13 @@ def evaluate(run: Path, style: str) -> dict:
     judge_acc = float(judge.score(to_8x8(test.x_b), test.y_b.numpy()))
     model, ckpt = load_model(load_plugins(), run)
     fake_b = translate_images(model, test.x, "a2b")
-    rec_a = translate_images(model, fake_b, "b2a")
+    try:
+        reconstruction = float((translate_images(model, fake_b, "b2a") - test.x).abs().mean())
+    except ConfigError:  # one-way translators (siamese) have no B -> A generator
+        reconstruction = None
     preservation = float((judge.predict(to_8x8(fake_b)) == test.y.numpy()).mean())
     return {"b_style": style, "step": ckpt.step, "preservation": preservation,
-            "judge_accuracy_on_real_b": judge_acc,
-            "reconstruction_l1": float((rec_a - test.x).abs().mean()),
+            "judge_accuracy_on_real_b": judge_acc, "reconstruction_l1": reconstruction,
             "n_test": len(test.x), "torch": torch.__version__}
 
 

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from gancore.errors import ConfigError
 from gancore.interfaces import Critic, Generator
+from gancore.nets.attention import SelfAttention
 
 Norm = Literal["batch", "layer", "instance", "none"]
 
@@ -47,10 +48,11 @@ class DCGANGenerator(Generator):
     """z -> 4x4 projection -> stride-2 transposed convs (BatchNorm + ReLU) -> tanh image.
 
     ``extra_dim`` widens the input (a conditional generator concatenates a label code to z).
+    ``attention`` adds SAGAN self-attention on the last hidden feature maps (half the image side).
     """
 
     def __init__(self, latent_dim: int = 100, channels: int = 1, image_size: int = 32,
-                 width: int = 64, extra_dim: int = 0, norm: Norm = "batch") -> None:
+                 width: int = 64, extra_dim: int = 0, norm: Norm = "batch", attention: bool = False) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         levels = image_levels(image_size)
@@ -64,6 +66,8 @@ class DCGANGenerator(Generator):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=norm == "none"),
                        norm_layer(norm, ch // 2), nn.ReLU(inplace=True)]
             ch //= 2
+        if attention:
+            layers.append(SelfAttention(ch))
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
@@ -78,14 +82,17 @@ class DCGANCritic(Critic):
     ``norm="batch"`` is DCGAN's; WGAN-GP needs ``"layer"`` or ``"none"`` (a per-sample
     gradient penalty is wrong through BatchNorm). ``extra_channels`` widens the input (label
     maps for a conditional critic). ``out_dim`` > 1 gives ``[N, out_dim]`` embeddings.
+    ``attention`` adds SAGAN self-attention after the first layer (half the image side).
     """
 
     def __init__(self, channels: int = 1, image_size: int = 32, width: int = 64,
-                 norm: Norm = "batch", extra_channels: int = 0, out_dim: int = 1) -> None:
+                 norm: Norm = "batch", extra_channels: int = 0, out_dim: int = 1, attention: bool = False) -> None:
         super().__init__()
         levels = image_levels(image_size)
         layers: list[nn.Module] = [nn.Conv2d(channels + extra_channels, width, 4, 2, 1),
                                    nn.LeakyReLU(0.2, inplace=True)]
+        if attention:
+            layers.append(SelfAttention(width))
         ch = width
         for _ in range(levels - 1):
             layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"), norm_layer(norm, ch * 2),

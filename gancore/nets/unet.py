@@ -1,0 +1,58 @@
+"""The U-Net (Ronneberger et al. 2015) as pix2pix uses it: an image-to-image generator whose
+decoder sees the encoder's feature maps through skip connections."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gancore.errors import ConfigError
+from gancore.interfaces import Generator
+from gancore.nets.attention import SelfAttention
+from gancore.nets.dcgan import Norm, norm_layer
+
+
+class UNetGenerator(Generator):
+    """``depth`` stride-2 conv stages down (LeakyReLU 0.2), as many transposed-conv stages up
+    (ReLU), each up stage concatenating the matching down stage's output; tanh image out.
+
+    Channels double per stage from ``width`` up to ``8 * width``. ``attention`` puts a SAGAN
+    self-attention block on the bottleneck. The image side must be a multiple of ``2**depth``, at least
+    ``2**(depth+1)`` (a 2x2 bottleneck: instance norm needs more than one pixel).
+    """
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, width: int = 32, depth: int = 3,
+                 norm: Norm = "instance", attention: bool = False, image_size: int | None = None) -> None:
+        super().__init__()
+        if image_size is not None and (image_size % 2**depth or image_size < 2 ** (depth + 1)):
+            raise ConfigError(f"data.image_size: a U-Net of depth {depth} needs a multiple of {2**depth} of at "
+                              f"least {2 ** (depth + 1)} (a 2x2 bottleneck), got {image_size}")
+        chans = [min(width * 2**i, width * 8) for i in range(depth)]
+        self.down = nn.ModuleList()
+        prev = in_channels
+        for i, ch in enumerate(chans):
+            layers: list[nn.Module] = [nn.Conv2d(prev, ch, 4, 2, 1)]
+            if i > 0:
+                layers.append(norm_layer(norm, ch))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            self.down.append(nn.Sequential(*layers))
+            prev = ch
+        self.attention = SelfAttention(chans[-1]) if attention else nn.Identity()
+        self.up = nn.ModuleList()
+        for i in reversed(range(1, depth)):
+            # input: the deeper stage's output (plus its skip, except at the bottleneck)
+            in_ch = chans[i] if i == depth - 1 else chans[i] * 2
+            self.up.append(nn.Sequential(nn.ConvTranspose2d(in_ch, chans[i - 1], 4, 2, 1),
+                                         norm_layer(norm, chans[i - 1]), nn.ReLU(inplace=True)))
+        last_in = chans[0] if depth == 1 else chans[0] * 2
+        self.out = nn.Sequential(nn.ConvTranspose2d(last_in, out_channels, 4, 2, 1), nn.Tanh())
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        skips = []
+        for stage in self.down:
+            x = stage(x)
+            skips.append(x)
+        x = self.attention(skips.pop())
+        for stage in self.up:
+            x = torch.cat([stage(x), skips.pop()], dim=1)
+        return self.out(x)
