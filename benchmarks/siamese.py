@@ -33,6 +33,8 @@ sys.path.insert(0, str(HERE))
 from cyclegan import evaluate as evaluate_translation  # noqa: E402
 from digit_judge import fit_judge, to_8x8  # noqa: E402
 
+from gancore.metrics.stats import frechet_of_features  # noqa: E402
+
 MACHINE = f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} threads"
 
 
@@ -44,27 +46,17 @@ def train(variant: str, out: Path, sets: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def frechet(a, b) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (float64)."""
-    import numpy as np
-    from scipy import linalg
-
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean.real))
-
-
 def judge_generation(run: Path, n: int = 2000) -> dict:
     import numpy as np
     from sklearn.datasets import load_digits
 
     from gancore.data.digits import digits_split
-    from gancore.inference import generate
+    from gancore.inference import draw, load_model
     from gancore.plugins import load_plugins
 
     clf, _ = fit_judge()
-    samples, ckpt = generate(load_plugins(), run, n=n, seed=0)
+    model, ckpt = load_model(load_plugins(), run)
+    samples, _ = draw(model, n, seed=0)
     d = load_digits()
     real = (d.images.reshape(len(d.images), -1) / 16.0)[digits_split(len(d.images), "test").numpy()]
     fake = to_8x8(samples)
@@ -72,7 +64,7 @@ def judge_generation(run: Path, n: int = 2000) -> dict:
     hist = np.bincount(probs.argmax(1), minlength=10) / len(fake)
     return {"step": ckpt.step, "classes_covered": int((hist >= 0.02).sum()),
             "min_class_share": float(hist.min()), "confidence": float(probs.max(1).mean()),
-            "frechet_judge_logits": frechet(clf.decision_function(fake), clf.decision_function(real)),
+            "frechet_judge_logits": frechet_of_features(clf.decision_function(fake), clf.decision_function(real)),
             "n_samples": n, "n_real": len(real)}
 
 
@@ -107,7 +99,7 @@ def judge_generation_real() -> float:
     d = load_digits()
     x = d.images.reshape(len(d.images), -1) / 16.0
     tr, te = digits_split(len(x), "train").numpy(), digits_split(len(x), "test").numpy()
-    return frechet(clf.decision_function(x[tr]), clf.decision_function(x[te]))
+    return frechet_of_features(clf.decision_function(x[tr]), clf.decision_function(x[te]))
 
 
 def translate_table(args) -> None:
@@ -120,10 +112,12 @@ def translate_table(args) -> None:
             row = {"variant": "siamese", **evaluate_translation(run, style), "train_seconds": round(seconds, 1)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-            # cyclegan at equal wall time: time 50 steps (start-up included), then scale.
-            probe = train("cyclegan", Path(tmp) / "probe", [*data, "train.steps=50", "log.sample_every=0",
-                                                             "log.checkpoint_every=0"])
-            steps = max(50, int(50 * seconds / probe))
+            # cyclegan at equal wall time: two timing runs give its start-up and seconds per step.
+            quiet = [*data, "log.sample_every=0", "log.checkpoint_every=0"]
+            short = train("cyclegan", Path(tmp) / f"probe50-{style}", [*quiet, "train.steps=50"])
+            long = train("cyclegan", Path(tmp) / f"probe150-{style}", [*quiet, "train.steps=150"])
+            per_step = max((long - short) / 100, 1e-3)
+            steps = max(50, int((seconds - (short - 50 * per_step)) / per_step))
             run = Path(tmp) / f"cyclegan-{style}"
             seconds = train("cyclegan", run, [*data, f"train.steps={steps}"])
             row = {"variant": "cyclegan", **evaluate_translation(run, style), "train_seconds": round(seconds, 1)}

@@ -9,6 +9,7 @@ from gancore.data.mixtures import GaussianGrid, GaussianRing
 from gancore.data.unpaired import DigitsPair, Unpaired
 from gancore.losses import BUILTIN_LOSSES
 from gancore.metrics.modes import Modes
+from gancore.metrics.quality import BUILTIN_METRICS
 from gancore.regularizers import BUILTIN_REGULARIZERS
 
 
@@ -29,4 +30,4 @@ def gancore_register_regularizers() -> list[type]:
 
 @hookimpl
 def gancore_register_metrics() -> list[type]:
-    return [Modes]
+    return [Modes, *BUILTIN_METRICS]

@@ -226,6 +226,57 @@ def translate(source: str, input_path: str, out: str, direction: str, ema: bool,
     click.echo(f"translated {count} images {direction} to {out}")
 
 
+# -- evaluation and reports --------------------------------------------------------------------
+
+
+def _format(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@cli.command(name="eval")
+@click.argument("source", metavar="RUN_DIR_OR_CKPT")
+@click.option("--metric", "metrics", multiple=True, metavar="NAME",
+              help="A metric (repeatable); default: the metrics for the run's task "
+                   "(fid for images, label-accuracy for conditional runs, modes for 2-D mixtures, "
+                   "preservation and reconstruction for translation). `gancore list metrics` lists them.")
+@click.option("--n", "n", type=click.IntRange(2, 100000), default=1000, show_default=True,
+              help="Samples drawn from the generator.")
+@click.option("--set", "sets", multiple=True, metavar="METRIC.KEY=VALUE",
+              help="A metric's setting, e.g. --set fid.extractor=inception --set fid.weights=inc.safetensors.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise.")
+@click.option("--ema/--no-ema", default=True, show_default=True,
+              help="Use the generator's moving average when the run kept one.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+def eval_(source: str, metrics: tuple[str, ...], n: int, sets: tuple[str, ...], seed: int, ema: bool,
+          device: str) -> None:
+    """Evaluate a run's latest checkpoint (or a checkpoint file): print a table and write
+    RUN_DIR/eval/<metric>_step_XXXXXXX.json with the values and how they were computed."""
+    from gancore.evaluation import evaluate, write_results
+
+    results, run_dir = evaluate(host(), source, list(metrics), list(sets), n=n, seed=seed, device=device, ema=ema,
+                                echo=lambda m: click.echo(m, err=True))
+    paths = write_results(run_dir, results)
+    for result, path in zip(results, paths, strict=True):
+        prov = result["provenance"]
+        click.echo(f"{result['metric']} (step {result['step']}, {prov.get('n_samples', n)} samples"
+                   + (f", {prov['extractor']} {prov['extractor_sha256'][:12]}" if "extractor" in prov else "")
+                   + f") -> {path}")
+        for key, value in result["values"].items():
+            click.echo(f"  {key:<28} {_format(value)}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="Output file [default: RUN_DIR/report.html].")
+def report(run_dir: str, out: str | None) -> None:
+    """Write a self-contained HTML report of a run: loss and metric curves, the sample grids over
+    time, evaluation results with provenance, the resolved config and the checkpoints."""
+    from gancore.report import write_report
+
+    path = write_report(Path(run_dir), Path(out) if out else None)
+    click.echo(f"wrote {path}")
+
+
 CORE_COMMANDS = frozenset(cli.commands)
 
 

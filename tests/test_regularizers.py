@@ -242,3 +242,30 @@ def test_any_variant_takes_regularizers_from_config_and_lazy_ones_skip_steps(tmp
     model, _ = load_model(host, tmp_path / "run")
     for k, v in trainer.model.nets.critic.state_dict().items():
         assert torch.equal(v.cpu(), model.nets.critic.state_dict()[k]), k
+
+
+class EmbeddingCritic(Critic):
+    """f(x) = W x per sample, ``[N, D]`` out: the gradient of the summed components is W^T 1."""
+
+    def __init__(self, w: Tensor) -> None:
+        super().__init__()
+        self.w = nn.Parameter(w.clone())  # [D, features]
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return x.flatten(1) @ self.w.t()
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=shapes, dim=st.integers(2, 9), seed=st.integers(0, 10_000), precision=st.sampled_from(["fp32", "bf16"]))
+def test_penalties_on_critics_that_output_vectors_closed_form(shape, dim, seed, precision):
+    """An ``[N, D]`` critic goes through the same grad_fn: the gradient of the summed outputs."""
+    g = torch.Generator().manual_seed(seed)
+    features = math.prod(shape[1:])
+    w = torch.randn(dim, features, generator=g) / math.sqrt(features)
+    real, fake = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    grad_norm = w.sum(0).norm()
+    tol = {"rtol": 1e-4, "atol": 1e-5} if precision == "fp32" else {"rtol": 5e-2, "atol": 5e-2}
+    gp = penalty_of(GradientPenalty(), EmbeddingCritic(w), real, fake, precision)
+    assert torch.allclose(gp, (grad_norm - 1.0) ** 2, **tol)
+    r1 = penalty_of(R1(), EmbeddingCritic(w), real, fake, precision)
+    assert torch.allclose(r1, 0.5 * grad_norm**2, **tol)

@@ -1,0 +1,238 @@
+"""Running metrics on a run: the context metrics draw from, and results with provenance.
+
+``evaluate`` is what ``gancore eval`` and ``eval.every`` call. Every result carries the common
+provenance (metric, checkpoint step, dataset and the split of the real data, number of samples,
+seed, gancore and torch versions) next to what the metric itself records (extractor and hash,
+image size, resize filter).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gancore.config import RunConfig
+from gancore.data import TensorData
+from gancore.errors import ConfigError
+from gancore.kernel.build import Model
+from gancore.plugins import PluginHost
+
+
+def task_of(model: Model) -> str:
+    """``translate`` (two domains), ``conditional``, ``vector`` or ``generate``."""
+    spec, variant = model.variant.data, model.variant
+    if spec.domains == 2:
+        return "translate"
+    if variant.conditional:
+        return "conditional"
+    return "vector" if spec.kind == "vector" else "generate"
+
+
+@dataclass
+class EvalContext:
+    """What a metric may use. Samples, real data and extractor outputs are cached, so several
+    metrics in one evaluation share one draw and one pass of the extractor."""
+
+    host: PluginHost
+    model: Model
+    cfg: RunConfig
+    step: int
+    n: int = 1000
+    seed: int = 0
+    ema: bool = True
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def task(self) -> str:
+        return task_of(self.model)
+
+    @property
+    def spec(self):
+        return self.model.variant.data
+
+    def generator(self) -> torch.nn.Module:
+        if self.ema and self.model.ema is not None:
+            return self.model.ema
+        return self.model.nets.generator
+
+    def samples(self, n: int | None = None, labels: Tensor | None = None) -> Tensor:
+        """``n`` samples (default ``self.n``) from the generator (EMA if any), on the CPU.
+
+        Conditional runs draw every class equally often unless ``labels`` are given; the labels
+        used are in :meth:`sample_labels`.
+        """
+        from gancore.labels import balanced_labels
+
+        n = n or self.n
+        if self.task == "translate":
+            raise ConfigError("metric: this run translates images; it has no samples from noise")
+        if labels is None and self.model.variant.conditional:
+            labels = balanced_labels(n, self.spec.num_classes)
+        key = ("samples", n, None if labels is None else labels.numpy().tobytes())
+        if key not in self._cache:
+            gen = self.generator()
+            was_training = gen.training
+            gen.eval()
+            rng = torch.Generator(device=self.model.device).manual_seed(self.seed)
+            try:
+                with torch.no_grad():
+                    out = [self.model.variant.sample(gen, min(500, n - i), rng=rng, device=self.model.device,
+                                                     labels=None if labels is None else labels[i:i + 500])
+                           for i in range(0, n, 500)]
+            finally:
+                gen.train(was_training)
+            self._cache[key] = (torch.cat(out).float().cpu(), labels)
+        return self._cache[key][0]
+
+    def sample_labels(self, n: int | None = None) -> Tensor:
+        from gancore.labels import balanced_labels
+
+        return balanced_labels(n or self.n, self.spec.num_classes)
+
+    def real(self, split: str = "test") -> tuple[TensorData, str]:
+        """The run's data source with ``split`` when it has one (else all of it), and the split used."""
+        key = ("real", split)
+        if key not in self._cache:
+            settings = self.cfg.data
+            used = "all"
+            if "split" in type(settings).model_fields:
+                try:
+                    settings = settings.model_copy(update={"split": split})
+                    type(settings).model_validate(settings.model_dump())
+                    used = split
+                except Exception:
+                    settings, used = self.cfg.data, str(getattr(self.cfg.data, "split", "all"))
+            self._cache[key] = (self.cfg.data_cls(settings).load(), used)
+        return self._cache[key]
+
+    def images(self, split: str = "test") -> tuple[Tensor, Tensor, str]:
+        """(generated, real, real split) images of the task, the same way for every task:
+        samples vs real data, or translations A -> B of the real A images vs the real B images."""
+        real, used = self.real(split)
+        if self.task == "translate":
+            key = ("translated", used)
+            if key not in self._cache:
+                self._cache[key] = self.translate(real.x, "a2b")
+            return self._cache[key], real.x_b, used
+        return self.samples(), real.x, used
+
+    @torch.no_grad()
+    def translate(self, x: Tensor, direction: str = "a2b") -> Tensor:
+        gen = self.generator()
+        was_training = gen.training
+        gen.eval()
+        try:
+            out = [self.model.variant.translate(gen, x[i:i + 256].to(self.model.device), direction).float().cpu()
+                   for i in range(0, len(x), 256)]
+        finally:
+            gen.train(was_training)
+        return torch.cat(out)
+
+    def extract(self, extractor: Any, key: str, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Extractor outputs for ``x``, cached under ``key`` (e.g. "fake", "real-test")."""
+        ck = ("features", extractor.name, extractor.sha256, key)
+        if ck not in self._cache:
+            self._cache[ck] = extractor.run(x)
+        return self._cache[ck]
+
+
+def default_metrics(host: PluginHost, task: str) -> list[str]:
+    return [name for name in host.metrics.names() if task in host.metrics.get(name).default_for]
+
+
+def run_metrics(ctx: EvalContext, metrics: list[tuple[type, Any]], *,
+                skip: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Compute each metric and wrap it with the common provenance.
+
+    With ``skip`` (used for the default metrics, which the user did not name), a metric that
+    cannot run on this run (a one-way translator has no reconstruction) is reported through
+    ``skip`` and left out; otherwise its error stops the evaluation.
+    """
+    import gancore
+
+    results = []
+    for cls, settings in metrics:
+        if ctx.task not in cls.tasks:
+            raise ConfigError(f"metric {cls.name}: applies to {', '.join(cls.tasks)} runs, "
+                              f"not to this {ctx.task} run")
+        started = time.perf_counter()
+        try:
+            values = cls(settings).compute(ctx)
+        except ConfigError as exc:
+            if skip is None:
+                raise
+            skip(f"skipped {cls.name}: {exc}")
+            continue
+        from gancore.metrics import PROVENANCE_KEYS
+
+        provenance = {k: values.pop(k) for k in list(values) if k in PROVENANCE_KEYS}
+        provenance.update({
+            "metric": cls.name, "settings": settings.model_dump(mode="json"), "step": ctx.step,
+            "dataset": ctx.cfg.data_cls.name, "data_settings": ctx.cfg.data.model_dump(mode="json"),
+            "task": ctx.task, "seed": ctx.seed,
+            "generator": "ema" if ctx.ema and ctx.model.ema is not None else "raw",
+            "gancore": gancore.__version__, "torch": torch.__version__,
+            "seconds": round(time.perf_counter() - started, 2),
+        })
+        results.append({"metric": cls.name, "step": ctx.step, "values": values, "provenance": provenance})
+    return results
+
+
+def resolve_metrics(host: PluginHost, names: list[str], sets: list[str], task: str) -> list[tuple[type, Any]]:
+    """Metric classes and settings from ``--metric`` names and ``--set metric.key=value``."""
+    from gancore.config import _plugin_section, apply_set
+
+    names = names or default_metrics(host, task)
+    if not names:
+        raise ConfigError(f"--metric: no default metric for a {task} run; name one "
+                          f"({', '.join(host.metrics.names())})")
+    sections: dict[str, dict[str, Any]] = {name: {"name": name} for name in names}
+    for assignment in sets:
+        key = assignment.split("=", 1)[0]
+        metric = key.split(".", 1)[0]
+        if metric not in sections or "." not in key:
+            raise ConfigError(f"--set {key}: expected METRIC.KEY=VALUE for one of the --metric names "
+                              f"({', '.join(sections)})")
+        apply_set(sections, assignment)
+    return [_plugin_section(host.metrics, section, name) for name, section in sections.items()]
+
+
+def write_results(run_dir: Path, results: list[dict[str, Any]]) -> list[Path]:
+    """``RUN/eval/<metric>_step_XXXXXXX.json`` per result, written atomically."""
+    out_dir = run_dir / "eval"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for result in results:
+        path = out_dir / f"{result['metric']}_step_{result['step']:07d}.json"
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+def evaluate(host: PluginHost, source: str | Path, metrics: list[str], sets: list[str], *, n: int = 1000,
+             seed: int = 0, device: str = "cpu", ema: bool = True,
+             echo: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], Path]:
+    """Load a checkpoint (or a run's latest), compute ``metrics`` (default: the task's); returns
+    results and the run directory."""
+    from gancore.config import resolve
+    from gancore.inference import load_model
+
+    model, ckpt = load_model(host, source, device)
+    cfg = resolve(host, ckpt.config)
+    ctx = EvalContext(host=host, model=model, cfg=cfg, step=ckpt.step, n=n, seed=seed, ema=ema)
+    chosen = resolve_metrics(host, metrics, sets, ctx.task)
+    results = run_metrics(ctx, chosen, skip=None if metrics else echo)
+    for r in results:
+        r["provenance"]["checkpoint"] = ckpt.path.name
+    run_dir = ckpt.path.parent.parent
+    return results, run_dir

@@ -1,0 +1,219 @@
+"""Built-in sample-quality metrics: FID, KID, Inception Score, TSTR, label accuracy, and the
+translation metrics preservation and reconstruction."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor
+
+from gancore.errors import ConfigError
+from gancore.interfaces import Settings
+from gancore.metrics import Metric
+from gancore.metrics.extractors import get_extractor
+from gancore.metrics.stats import frechet_of_features, inception_score, kernel_inception_distance
+
+if TYPE_CHECKING:
+    from gancore.evaluation import EvalContext
+
+IMAGE_TASKS = ("generate", "conditional", "translate")
+
+
+class ExtractorSettings(Settings):
+    extractor: Literal["digits", "inception"] = Field(
+        "digits", description="digits: a CNN trained once on the real digits (cached); inception: "
+        "Inception-v3 from a local weights file (`weights`)."
+    )
+    weights: str | None = Field(
+        None, description="Local .safetensors weights: required for inception; for digits, a file "
+        "instead of the cached one."
+    )
+    real_split: Literal["train", "test", "all"] = Field(
+        "train", description="Split of the real data compared with (sources without splits use all)."
+    )
+
+
+def _extracted(ctx: EvalContext, c: ExtractorSettings) -> tuple[Any, Tensor, Tensor, Tensor, Tensor, dict]:
+    ex = get_extractor(c.extractor, c.weights)
+    fake, real, split = ctx.images(c.real_split)
+    f_fake, p_fake = ctx.extract(ex, f"fake-{ctx.task}-{split}", fake)
+    f_real, p_real = ctx.extract(ex, f"real-{split}", real)
+    prov = {**ex.provenance(int(fake.shape[-1])), "n_samples": len(fake), "n_real": len(real), "real_split": split}
+    return ex, f_fake, p_fake, f_real, p_real, prov
+
+
+class FID(Metric):
+    """Fréchet distance between Gaussians fitted to extractor features of generated and real images
+    (Heusel et al. 2017), in float64. For translation runs: translations A -> B vs real B."""
+
+    name = "fid"
+    Config = ExtractorSettings
+    tasks = IMAGE_TASKS
+    default_for = IMAGE_TASKS
+    higher_is_better = False
+
+    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+        _, f_fake, _, f_real, _, prov = _extracted(ctx, self.config)
+        return {"fid": frechet_of_features(f_fake, f_real), **prov}
+
+
+class KIDSettings(ExtractorSettings):
+    subsets: int = Field(10, ge=1, description="Random subsets the MMD is averaged over.")
+    subset_size: int = Field(1000, ge=2, description="Samples per subset (capped by the set sizes).")
+
+
+class KID(Metric):
+    """Kernel Inception Distance (Bińkowski et al. 2018): unbiased MMD^2 with the cubic polynomial
+    kernel on the same features as FID; mean and std over subsets."""
+
+    name = "kid"
+    Config = KIDSettings
+    tasks = IMAGE_TASKS
+    higher_is_better = False
+
+    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+        c = self.config
+        _, f_fake, _, f_real, _, prov = _extracted(ctx, c)
+        size = min(c.subset_size, len(f_fake), len(f_real))
+        mean, std = kernel_inception_distance(f_fake, f_real, subsets=c.subsets, subset_size=size, seed=ctx.seed)
+        return {"kid": mean, "kid_std": std, **prov, "subsets": c.subsets, "subset_size": size}
+
+
+class ISSettings(ExtractorSettings):
+    splits: int = Field(10, ge=1, description="Chunks the score is averaged over.")
+
+
+class InceptionScore(Metric):
+    """Inception Score (Salimans et al. 2016) on the extractor's class probabilities: exp E KL(p(y|x) || p(y))."""
+
+    name = "inception-score"
+    Config = ISSettings
+    tasks = IMAGE_TASKS
+    higher_is_better = True
+
+    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+        _, _, p_fake, _, p_real, prov = _extracted(ctx, self.config)
+        mean, std = inception_score(p_fake, self.config.splits)
+        real_mean, _ = inception_score(p_real, self.config.splits)
+        return {"inception_score": mean, "inception_score_std": std, "inception_score_real": real_mean,
+                **prov, "splits": self.config.splits}
+
+
+class LabelAccuracy(Metric):
+    """Conditional runs: the share of samples drawn for class k that the extractor's classifier
+    calls k (every class drawn equally often)."""
+
+    name = "label-accuracy"
+    Config = ExtractorSettings
+    tasks = ("conditional",)
+    default_for = ("conditional",)
+    higher_is_better = True
+
+    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+        c = self.config
+        ex = get_extractor(c.extractor, c.weights)
+        if ex.num_classes != ctx.spec.num_classes:
+            raise ConfigError(f"label-accuracy.extractor: {ex.name} knows {ex.num_classes} classes, the data "
+                              f"has {ctx.spec.num_classes}")
+        labels = ctx.sample_labels()
+        _, probs = ctx.extract(ex, "fake-conditional", ctx.samples(labels=labels))
+        pred = probs.argmax(1)
+        per_class = [float((pred[labels == k] == k).double().mean()) for k in range(ctx.spec.num_classes)]
+        return {"label_accuracy": float((pred == labels).double().mean()), "worst_class_accuracy": min(per_class),
+                **ex.provenance(int(ctx.spec.shape[-1])), "n_samples": len(labels)}
+
+
+class ClassifierSettings(Settings):
+    classifier_size: int = Field(
+        8, ge=2, le=64, description="Images are area-pooled to this side before the logistic regression "
+        "(8: the digits' native resolution)."
+    )
+
+
+def _pixels(x: Tensor, size: int) -> np.ndarray:
+    x = (x.float().clamp(-1, 1) + 1) / 2
+    if x.shape[-1] != size:
+        x = F.adaptive_avg_pool2d(x, size)
+    return x.reshape(len(x), -1).numpy()
+
+
+def _logistic(x: np.ndarray, y: np.ndarray):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=3000, C=0.5).fit(x, y)
+
+
+class TSTR(Metric):
+    """Train on synthetic, test on real (Esteban et al. 2017): a logistic regression trained on
+    labelled samples, tested on the real test split; next to it the same classifier trained on the
+    real train split (TRTR), the ceiling."""
+
+    name = "tstr"
+    Config = ClassifierSettings
+    tasks = ("conditional",)
+    higher_is_better = True
+
+    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+        size = self.config.classifier_size
+        labels = ctx.sample_labels()
+        fake = ctx.samples(labels=labels)
+        test, split = ctx.real("test")
+        train, _ = ctx.real("train")
+        if test.y is None:
+            raise ConfigError(f"tstr: data source {ctx.cfg.data_cls.name!r} has no labels")
+        x_test, y_test = _pixels(test.x, size), test.y.numpy()
+        tstr = _logistic(_pixels(fake, size), labels.numpy()).score(x_test, y_test)
+        trtr = _logistic(_pixels(train.x, size), train.y.numpy()).score(x_test, y_test)
+        return {"tstr": float(tstr), "trtr": float(trtr), "classifier": f"logistic-regression-{size}x{size}",
+                "n_samples": len(fake), "n_real": len(y_test), "real_split": split}
+
+
+class Preservation(Metric):
+    """Translation runs: the share of held-out A images whose translation a classifier trained on
+    *real* B images (never on translations) assigns to the source's hidden label."""
+
+    name = "preservation"
+    Config = ClassifierSettings
+    tasks = ("translate",)
+    default_for = ("translate",)
+    higher_is_better = True
+
+    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+        size = self.config.classifier_size
+        test, split = ctx.real("test")
+        train, _ = ctx.real("train")
+        if test.y is None or train.y_b is None:
+            raise ConfigError(f"preservation: data source {ctx.cfg.data_cls.name!r} has no hidden labels "
+                              "(digits-pair has)")
+        judge = _logistic(_pixels(train.x_b, size), train.y_b.numpy())
+        fake_b = ctx.images("test")[0]
+        return {"preservation": float((judge.predict(_pixels(fake_b, size)) == test.y.numpy()).mean()),
+                "judge_accuracy_on_real_b": float(judge.score(_pixels(test.x_b, size), test.y_b.numpy())),
+                "classifier": f"logistic-regression-{size}x{size}", "n_samples": len(fake_b), "real_split": split}
+
+
+class Reconstruction(Metric):
+    """Translation runs with both directions: mean |F(G(a)) - a| and |G(F(b)) - b| on held-out
+    images (pixels in [-1, 1])."""
+
+    name = "reconstruction"
+    tasks = ("translate",)
+    default_for = ("translate",)
+    higher_is_better = False
+
+    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+        test, split = ctx.real("test")
+        try:
+            rec_a = ctx.translate(ctx.images("test")[0], "b2a")
+        except ConfigError as exc:
+            raise ConfigError(f"reconstruction: {exc}") from None
+        rec_b = ctx.translate(ctx.translate(test.x_b, "b2a"), "a2b")
+        return {"reconstruction_l1_a": float((rec_a - test.x).abs().mean()),
+                "reconstruction_l1_b": float((rec_b - test.x_b).abs().mean()),
+                "n_samples": len(test.x), "real_split": split}
+
+
+BUILTIN_METRICS: list[type[Metric]] = [FID, KID, InceptionScore, LabelAccuracy, TSTR, Preservation, Reconstruction]
