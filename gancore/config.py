@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -112,6 +112,18 @@ class NamedSection(BaseModel):
     name: str
 
 
+class EvalSettings(Settings):
+    every: int = Field(
+        0, ge=0, description="Steps between evaluations during training (and at the end); 0: none. "
+        "Results go to metrics.jsonl as eval/<metric>/<value> and to eval/*.json."
+    )
+    n: int = Field(1000, ge=2, le=100_000, description="Samples drawn for each evaluation.")
+    metrics: list[NamedSection] = Field(
+        default_factory=list, description="Metrics, e.g. [{name = \"fid\"}]; empty: the task's defaults "
+        "(fid; label-accuracy for conditional runs; modes for 2-D mixtures; preservation for translation)."
+    )
+
+
 CORE_DEFAULTS: dict[str, Any] = {"data": {"name": "digits"}, "loss": {"name": "nonsaturating"}}
 
 
@@ -123,6 +135,7 @@ class RawConfig(Settings):
     train: TrainSettings = Field(default_factory=TrainSettings)
     optim: OptimSettings = Field(default_factory=OptimSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
 
 
 @dataclass
@@ -139,6 +152,8 @@ class RunConfig:
     train: TrainSettings
     optim: OptimSettings
     log: LogSettings
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    eval_metrics: list[tuple[type, Settings]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as written to ``config.json`` (re-runnable with ``--config``)."""
@@ -154,6 +169,8 @@ class RunConfig:
             "train": self.train.model_dump(mode="json"),
             "optim": self.optim.model_dump(mode="json"),
             "log": self.log.model_dump(mode="json"),
+            "eval": {"every": self.eval.every, "n": self.eval.n,
+                     "metrics": [named(c, s) for c, s in self.eval_metrics]},
         }
 
 
@@ -349,6 +366,10 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
         _plugin_section(host.regularizers, section, f"regularizers.{i}")
         for i, section in enumerate(merged.get("regularizers", []))
     ]
+    eval_metrics = [
+        _plugin_section(host.metrics, section, f"eval.metrics.{i}")
+        for i, section in enumerate(merged.get("eval", {}).get("metrics", []))
+    ]
     return RunConfig(
         variant_cls=variant_cls,
         variant=variant_settings,
@@ -360,6 +381,8 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
         train=parsed.train,
         optim=parsed.optim,
         log=parsed.log,
+        eval=parsed.eval,
+        eval_metrics=eval_metrics,
     )
 
 

@@ -144,6 +144,8 @@ class Trainer:
         self._bad = torch.zeros((), dtype=torch.bool, device=self.device)
         self._last_checkpoint: Path | None = None
         self._last_samples: Path | None = None
+        self._eval_ctx: Any = None
+        self._eval_metrics: list[tuple[type, Any]] = []
         if resume:
             self._resume()
         ck.write_text_atomic(json.dumps(cfg.to_dict(), indent=2) + "\n", self.run_dir / "config.json")
@@ -285,6 +287,8 @@ class Trainer:
                                         refresh=False)
                 if (cfg.log.sample_every and self.step % cfg.log.sample_every == 0) or last:
                     self._samples()
+                if cfg.eval.every and (self.step % cfg.eval.every == 0 or last):
+                    self._evaluate()
                 if (cfg.log.checkpoint_every and self.step % cfg.log.checkpoint_every == 0) or last:
                     self._checkpoint()
             status = "completed"
@@ -319,6 +323,34 @@ class Trainer:
             fh.write(json.dumps(record) + "\n")
         self.host.log(self.step, record)
         return record
+
+    # -- evaluation ------------------------------------------------------------------------
+    def _evaluate(self) -> None:
+        """Run the configured metrics on the current generator (EMA if kept): eval/*.json with
+        provenance, and one metrics.jsonl record of ``eval/<metric>/<value>``. Only at these steps,
+        so the training steps in between pay nothing; RNG streams of training are not touched."""
+        from gancore.evaluation import EvalContext, default_metrics, run_metrics, write_results
+
+        if self._eval_ctx is None:
+            self._eval_ctx = EvalContext(host=self.host, model=self.model, cfg=self.cfg, step=self.step,
+                                         n=self.cfg.eval.n, seed=self.cfg.train.seed)
+            metrics = self.cfg.eval_metrics or [
+                (self.host.metrics.get(name), self.host.metrics.get(name).Config())
+                for name in default_metrics(self.host, self._eval_ctx.task)]
+            self._eval_metrics = metrics
+        ctx = self._eval_ctx
+        ctx.step = self.step
+        # generated samples and their features change with the weights; the real data's stay
+        ctx._cache = {k: v for k, v in ctx._cache.items() if k[0] == "real" or "real-" in str(k[-1])}
+        results = run_metrics(ctx, self._eval_metrics, skip=None if self.cfg.eval_metrics else self.echo)
+        write_results(self.run_dir, results)
+        record: dict[str, Any] = {"step": self.step}
+        for r in results:
+            record.update({f"eval/{r['metric']}/{k}": v for k, v in r["values"].items()
+                           if isinstance(v, int | float) and not isinstance(v, bool)})
+        with open(self.run_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        self.host.log(self.step, record)
 
     # -- samples ---------------------------------------------------------------------------
     @torch.no_grad()
