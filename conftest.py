@@ -1,0 +1,20 @@
+"""Repository-wide pytest set-up: the tests never write to the user's cache directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+
+def pytest_configure(config) -> None:
+    if "GANCORE_TEST_CACHE" not in os.environ:
+        os.environ["GANCORE_TEST_CACHE"] = tempfile.mkdtemp(prefix="gancore-cache-")
+    # The digit extractor is trained once per test session into this folder.
+    os.environ["GANCORE_CACHE"] = os.environ["GANCORE_TEST_CACHE"]
+
+
+def pytest_unconfigure(config) -> None:
+    path = os.environ.get("GANCORE_TEST_CACHE", "")
+    if path.startswith(tempfile.gettempdir()) and "gancore-cache-" in path:
+        shutil.rmtree(path, ignore_errors=True)
