@@ -103,6 +103,10 @@ class LogSettings(Settings):
         2000, ge=1, le=100_000, description="Points in each scatter plot (vector data)."
     )
     progress: bool = Field(True, description="Show a progress bar.")
+    tensorboard: bool = Field(
+        False, description="Also write losses, metrics and sample grids for TensorBoard to RUN/tensorboard/ "
+        "(needs the tensorboard package)."
+    )
 
 
 class NamedSection(BaseModel):

@@ -293,3 +293,38 @@ def test_report_renders_in_a_headless_browser(runs, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     dom = proc.stdout
     assert "Loss curves" in dom and "Samples over time" in dom and "<svg" in dom and "data:image/png" in dom
+
+
+# -- TensorBoard ----------------------------------------------------------------------------------
+
+
+def test_tensorboard_logging_writes_scalars_and_grids(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    host = load_plugins()
+    over = {**TINY_IMAGES, "variant.generator_width": 8, "variant.critic_width": 8, "log.tensorboard": True,
+            "log.sample_every": 2, "eval.every": 4, "eval.n": 50}
+    train(host, make_config(host, "dcgan", over), tmp_path / "run")
+    acc = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    acc.Reload()
+    scalars = set(acc.Tags()["scalars"])
+    assert {"critic/adv", "generator/adv", "it_per_s", "eval/fid/fid"} <= scalars
+    assert [e.step for e in acc.Scalars("critic/adv")] == [1, 2, 3, 4]
+    assert "samples" in acc.Tags()["images"]
+
+
+def test_tensorboard_without_the_package_is_a_one_line_error(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError("No module named 'tensorboard'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    result = CliRunner().invoke(cli, ["run", "dcgan", "--out", str(tmp_path / "run"), "--set", "log.tensorboard=true"])
+    assert result.exit_code == 2 and "log.tensorboard: needs the tensorboard package" in result.output
+    assert "Traceback" not in result.output

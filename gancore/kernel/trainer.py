@@ -144,6 +144,13 @@ class Trainer:
         self._bad = torch.zeros((), dtype=torch.bool, device=self.device)
         self._last_checkpoint: Path | None = None
         self._last_samples: Path | None = None
+        self._tb: Any = None
+        if cfg.log.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ConfigError("log.tensorboard: needs the tensorboard package (pip install tensorboard)") from None
+            self._tb_cls = SummaryWriter
         self._eval_ctx: Any = None
         self._eval_metrics: list[tuple[type, Any]] = []
         if resume:
@@ -295,6 +302,9 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            if self._tb is not None:
+                self._tb.close()
+                self._tb = None
             self.host.run_end(str(self.run_dir), self.step, status)
         return TrainResult(self.step, time.perf_counter() - started, self._last_checkpoint,
                            self._last_samples)
@@ -319,10 +329,23 @@ class Trainer:
         self._sums.clear()
         self._count = 0
         self._check_finite([k for k, v in record.items() if not math.isfinite(v)])
+        self._write_record(record)
+        return record
+
+    def _write_record(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
+        if self.cfg.log.tensorboard:
+            tb = self._tensorboard()
+            for key, value in record.items():
+                if key != "step":
+                    tb.add_scalar(key, value, record["step"])
         self.host.log(self.step, record)
-        return record
+
+    def _tensorboard(self) -> Any:
+        if self._tb is None:
+            self._tb = self._tb_cls(log_dir=str(self.run_dir / "tensorboard"))
+        return self._tb
 
     # -- evaluation ------------------------------------------------------------------------
     def _evaluate(self) -> None:
@@ -348,9 +371,7 @@ class Trainer:
         for r in results:
             record.update({f"eval/{r['metric']}/{k}": v for k, v in r["values"].items()
                            if isinstance(v, int | float) and not isinstance(v, bool)})
-        with open(self.run_dir / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(record) + "\n")
-        self.host.log(self.step, record)
+        self._write_record(record)
 
     # -- samples ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -368,6 +389,12 @@ class Trainer:
         reference = self.landmarks.numpy() if self.landmarks is not None else None
         save_samples(x.float(), path, reference=reference, nrow=nrow)
         self._last_samples = path
+        if self.cfg.log.tensorboard:
+            import numpy as np
+            from PIL import Image
+
+            grid = np.asarray(Image.open(path).convert("RGB"))
+            self._tensorboard().add_image("samples", grid, self.step, dataformats="HWC")
 
     # -- checkpoints -----------------------------------------------------------------------
     def _checkpoint(self) -> None:

@@ -17,22 +17,23 @@ class UNetGenerator(Generator):
     (ReLU), each up stage concatenating the matching down stage's output; tanh image out.
 
     Channels double per stage from ``width`` up to ``8 * width``. ``attention`` puts a SAGAN
-    self-attention block on the bottleneck. The image side must be a multiple of ``2**depth``, at least
-    ``2**(depth+1)`` (a 2x2 bottleneck: instance norm needs more than one pixel).
+    self-attention block on the bottleneck. The image side must be a multiple of ``2**depth``; at
+    ``2**depth`` the bottleneck is 1x1 and sees the whole image (pix2pix's innermost stage, which
+    like the outermost has no norm).
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, width: int = 32, depth: int = 3,
                  norm: Norm = "instance", attention: bool = False, image_size: int | None = None) -> None:
         super().__init__()
-        if image_size is not None and (image_size % 2**depth or image_size < 2 ** (depth + 1)):
-            raise ConfigError(f"data.image_size: a U-Net of depth {depth} needs a multiple of {2**depth} of at "
-                              f"least {2 ** (depth + 1)} (a 2x2 bottleneck), got {image_size}")
+        if image_size is not None and image_size % 2**depth:
+            raise ConfigError(f"data.image_size: a U-Net of depth {depth} needs a multiple of {2**depth}, "
+                              f"got {image_size}")
         chans = [min(width * 2**i, width * 8) for i in range(depth)]
         self.down = nn.ModuleList()
         prev = in_channels
         for i, ch in enumerate(chans):
             layers: list[nn.Module] = [nn.Conv2d(prev, ch, 4, 2, 1)]
-            if i > 0:
+            if 0 < i < depth - 1:  # as pix2pix: no norm on the outermost and the innermost stage
                 layers.append(norm_layer(norm, ch))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             self.down.append(nn.Sequential(*layers))

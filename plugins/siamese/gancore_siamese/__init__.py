@@ -76,7 +76,7 @@ class SiameseSettings(Settings):
     )
     unet_depth: int = Field(
         3, ge=1, le=7, description="translate: stride-2 stages of the U-Net generator (the image side must "
-        "be divisible by 2**depth)."
+        "be a multiple of 2**depth; at 2**depth the bottleneck is 1x1 and sees the whole image)."
     )
     travel_weight: float = Field(
         1.0, ge=0.0, description="translate: weight of the transformation-vector (TraVeL) term for both players."

@@ -162,7 +162,7 @@ def test_gancore_translate_runs_a2b_and_refuses_b2a(tmp_path):
     (["data.name=digits-pair"], "generate mode needs one image domain"),
     (["variant.mode=translate", "data.name=digits"], "two unpaired image domains"),
     (["data.name=gaussian-ring"], "needs image data"),
-    (["variant.mode=translate", "variant.unet_depth=5"], "2x2 bottleneck"),
+    (["variant.mode=translate", "variant.unet_depth=6"], "needs a multiple of 64"),
 ])
 def test_mode_and_data_mismatches_are_one_line_errors(tmp_path, sets, match):
     args = ["run", "siamese", "--out", str(tmp_path / "run"), "--set", "log.progress=false"]
