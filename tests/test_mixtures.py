@@ -50,10 +50,23 @@ def test_mode_stats_on_perfect_collapsed_and_diffuse_samples():
 def test_modes_metric_needs_landmarks():
     import pytest
 
+    from gancore.data import TensorData
     from gancore.errors import ConfigError
 
+    class Context:  # what Modes.compute uses of an EvalContext
+        def __init__(self, data, fake):
+            self.data, self.fake = data, fake
+            self.cfg = type("Cfg", (), {"data_cls": GaussianGrid})
+
+        def real(self, split="test"):
+            return self.data, "all"
+
+        def samples(self):
+            return self.fake
+
     grid = GaussianGrid()
-    out = Modes().compute(grid.load().x[:100], grid.load().x, landmarks=grid.centres(), scale=grid.std)
+    data = grid.load()
+    out = Modes().compute(Context(data, data.x[:100]))
     assert out["total_modes"] == 25
     with pytest.raises(ConfigError, match="no mode centres"):
-        Modes().compute(torch.zeros(3, 2), torch.zeros(3, 2))
+        Modes().compute(Context(TensorData(x=torch.zeros(3, 2)), torch.zeros(3, 2)))
