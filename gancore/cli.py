@@ -93,14 +93,30 @@ def cli() -> None:
               help="Continue the run in --out from its latest checkpoint (its config.json is the "
                    "base; --config and --set apply on top, e.g. more train.steps).")
 @click.option("--dry-run", is_flag=True, help="Resolve and print the config, then stop.")
+@click.option("--nproc", type=click.IntRange(1, 1024), default=1, show_default=True,
+              help="Processes on this machine (torch.distributed through torchrun; one per GPU, or gloo "
+                   "on the CPU). train.batch_size is per process.")
 def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str | None,
-        resume: bool, dry_run: bool) -> None:
+        resume: bool, dry_run: bool, nproc: int) -> None:
     """Train VARIANT (e.g. `gancore run dcgan`) and write a run directory: config.json,
     metrics.jsonl, samples/step_*.png and checkpoints/step_*.safetensors."""
+    import os
+
     from gancore.config import build_raw, resolve
 
     if resume and out is None:
         raise click.UsageError("--resume needs --out RUN_DIR")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and out is None:
+        raise click.UsageError("--out is required under torch.distributed (every process must name the same run)")
+    if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1 and not dry_run:
+        from gancore.kernel.distributed import launch
+
+        resolve(host(), build_raw(variant, config_file), sets)  # one clear error here, not one per process
+        out = out or str(Path("runs") / f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}")
+        args = [variant, "--out", out, *(["--config", config_file] if config_file else []),
+                *[a for s in sets for a in ("--set", s)], *(["--resume"] if resume else [])]
+        launch(nproc, args)
+        return
     base = None
     if resume:
         cfg_path = Path(out) / "config.json"  # type: ignore[arg-type]
@@ -116,6 +132,8 @@ def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str |
     run_dir = Path(out) if out else Path("runs") / f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}"
     trainer = Trainer(host(), cfg, run_dir, resume=resume, echo=lambda m: click.echo(m, err=True))
     result = trainer.run()
+    if os.environ.get("RANK", "0") != "0":
+        return
     click.echo(
         f"done: {result.step} steps in {result.seconds:.1f} s; "
         f"samples: {result.samples}; checkpoint: {result.checkpoint}"

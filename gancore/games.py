@@ -56,7 +56,7 @@ class NoiseGame(Variant):
 
     def critic_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d = nets.generator, nets.critic
-        z = g.sample_latent(batch.x.shape[0], generator=ctx.rng, device=ctx.device)
+        z = ctx.latent(g, batch.x.shape[0])
         with torch.no_grad():
             fake = g(z)
         real_out = d(batch.x)  # real and fake batches through the critic separately
@@ -69,6 +69,6 @@ class NoiseGame(Variant):
 
     def generator_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d = nets.generator, nets.critic
-        z = g.sample_latent(batch.x.shape[0], generator=ctx.rng, device=ctx.device)
+        z = ctx.latent(g, batch.x.shape[0])
         real_out = d(batch.x) if self.loss.generator_uses_real else None
         return StepOutput(terms={"adv": self.loss.generator_loss(d(g(z)), real_out)})

@@ -189,7 +189,23 @@ class StepContext:
     step: int
     device: torch.device
     rng: torch.Generator
-    """Seeded generator on the training device: draw all latent noise from it."""
+    """Seeded generator on the training device, distinct per process under torch.distributed."""
+    rank: int = 0
+    world_size: int = 1
+    shared_rng: torch.Generator | None = None
+    """The same stream on every process (``rng`` itself in a single process)."""
+
+    def latent(self, generator: nn.Module, n: int) -> Tensor:
+        """``n`` noise vectors for this process's batch: draw latent noise through this.
+
+        Under torch.distributed every process draws the whole global batch (``n x world_size``)
+        from the shared stream and keeps its own rows, so N processes with batch n see exactly the
+        noise of one process with batch N x n; in one process it is
+        ``generator.sample_latent(n, generator=rng)``.
+        """
+        rng = self.shared_rng if self.shared_rng is not None else self.rng
+        z = generator.sample_latent(n * self.world_size, generator=rng, device=self.device)
+        return z[self.rank * n:(self.rank + 1) * n] if self.world_size > 1 else z
 
 
 @dataclass(frozen=True)

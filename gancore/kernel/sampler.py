@@ -34,32 +34,41 @@ class BatchSampler:
     whatever else draws random numbers, and :meth:`state` / :meth:`restore` resume exactly.
     """
 
-    def __init__(self, data: TensorData, batch_size: int, device: torch.device, seed: int) -> None:
+    def __init__(self, data: TensorData, batch_size: int, device: torch.device, seed: int,
+                 rank: int = 0, world_size: int = 1) -> None:
         sizes = {"x": len(data)} | ({"x_b": len(data.x_b)} if data.x_b is not None else {})
         for key, size in sizes.items():
-            if batch_size > size:
+            if batch_size * world_size > size:
+                processes = f" x {world_size} processes" if world_size > 1 else ""
                 raise ConfigError(
-                    f"train.batch_size: {batch_size} is larger than the dataset ({size} samples in {key})"
+                    f"train.batch_size: {batch_size}{processes} is larger than the dataset ({size} samples in {key})"
                 )
+        # Under torch.distributed every process draws the same global batch of batch_size x
+        # world_size indices (the same seed) and keeps its own slice: a distributed sampler that
+        # gives N processes exactly the batches of one process with N times the batch.
+        self.rank, self.world_size, self.local = rank, world_size, batch_size
         self.rng = torch.Generator().manual_seed(seed)
         self.x = data.x.to(device)
         self.y = data.y.to(device) if data.y is not None else None
         self.x_b = data.x_b.to(device) if data.x_b is not None else None
         self.y_b = data.y_b.to(device) if data.y_b is not None else None
         self.flip = data.flip
-        self.streams = [_Stream(len(data), batch_size, self.rng)]
+        self.streams = [_Stream(len(data), batch_size * world_size, self.rng)]
         if self.x_b is not None:
-            self.streams.append(_Stream(len(self.x_b), batch_size, self.rng))
+            self.streams.append(_Stream(len(self.x_b), batch_size * world_size, self.rng))
+
+    def _shard(self, t: Tensor) -> Tensor:
+        return t[self.rank * self.local:(self.rank + 1) * self.local] if self.world_size > 1 else t
 
     def _flip(self, x: Tensor) -> Tensor:
-        mask = (torch.rand(len(x), generator=self.rng) < 0.5).to(x.device)
+        mask = self._shard(torch.rand(self.local * self.world_size, generator=self.rng) < 0.5).to(x.device)
         return torch.where(mask[:, None, None, None], x.flip(-1), x)
 
     def next(self) -> Batch:
-        idx = self.streams[0].next().to(self.x.device)
+        idx = self._shard(self.streams[0].next()).to(self.x.device)
         batch = Batch(x=self.x[idx], y=self.y[idx] if self.y is not None else None)
         if self.x_b is not None:
-            idx_b = self.streams[1].next().to(self.x_b.device)
+            idx_b = self._shard(self.streams[1].next()).to(self.x_b.device)
             batch.x_b = self.x_b[idx_b]
             batch.y_b = self.y_b[idx_b] if self.y_b is not None else None
         if self.flip:

@@ -25,9 +25,10 @@ from torch import Tensor
 from gancore.config import RunConfig
 from gancore.data import TensorData
 from gancore.errors import CheckpointError, ConfigError, GancoreError, TrainingError
-from gancore.interfaces import Batch, StepContext, StepOutput
+from gancore.interfaces import Batch, Players, StepContext, StepOutput
 from gancore.kernel import checkpoint as ck
 from gancore.kernel.build import Model, build_model, ema_update, make_optimizer
+from gancore.kernel.distributed import from_env, wrap
 from gancore.kernel.precision import Precision, resolve_device, resolve_precision, scaled_grad
 from gancore.kernel.sampler import BatchSampler
 from gancore.plugins import PluginHost
@@ -103,6 +104,10 @@ def double_backward_error(exc: RuntimeError, penalties: list[str]) -> GancoreErr
     return TrainingError(f"backward through the {', '.join(penalties)} penalty failed: {message}")
 
 
+def _silent(_: str) -> None:
+    """The echo of every process but the main one."""
+
+
 class Trainer:
     """Trains one run into ``run_dir`` (fresh, or resumed from its latest checkpoint)."""
 
@@ -118,7 +123,12 @@ class Trainer:
         self.host, self.cfg, self.echo = host, cfg, echo
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
+        self.dist = from_env(cfg.train.device)
+        if not self.dist.main:
+            self.echo = _silent
         self.device = resolve_device(cfg.train.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
         self.precision = Precision(resolve_precision(cfg.train.precision, self.device), self.device)
         self._prepare_dir(resume)
         data: TensorData = cfg.data_cls(cfg.data).load()
@@ -133,9 +143,19 @@ class Trainer:
             "generator": Player("generator", make_optimizer(cfg.optim.generator, nets.generator),
                                 self.precision.scaler(), variant.generator_step),
         }
-        self.sampler = BatchSampler(data, cfg.train.batch_size, self.device, cfg.train.seed)
+        self.sampler = BatchSampler(data, cfg.train.batch_size, self.device, cfg.train.seed,
+                                    rank=self.dist.rank, world_size=self.dist.world_size)
+        if self.dist.enabled:  # the network being updated runs wrapped in DDP, the other raw
+            wrapped = Players(generator=wrap(nets.generator, self.device), critic=wrap(nets.critic, self.device))
+            self._phase_nets = {"critic": Players(generator=nets.generator, critic=wrapped.critic),
+                                "generator": Players(generator=wrapped.generator, critic=nets.critic)}
         self._preview_batch = fixed_batch(data, cfg.log.samples, self.device)
-        self.rng = torch.Generator(device=self.device).manual_seed(cfg.train.seed + 1)
+        # rng: per process (the same as shared_rng in one process); shared_rng: the same everywhere
+        self.shared_rng = torch.Generator(device=self.device).manual_seed(cfg.train.seed + 1)
+        self.rng = self.shared_rng
+        if self.dist.enabled:
+            self.rng = torch.Generator(device=self.device).manual_seed(cfg.train.seed + 1 + 7919 * self.dist.rank)
+            torch.manual_seed(cfg.train.seed + 104729 * (self.dist.rank + 1))  # distinct penalty draws
         self.step = 0
         self.critic_steps = 0
         self._scheduled = any(getattr(cfg.optim, p).schedule != "constant" for p in self.players)
@@ -155,7 +175,9 @@ class Trainer:
         self._eval_metrics: list[tuple[type, Any]] = []
         if resume:
             self._resume()
-        ck.write_text_atomic(json.dumps(cfg.to_dict(), indent=2) + "\n", self.run_dir / "config.json")
+        if self.dist.main:
+            ck.write_text_atomic(json.dumps(cfg.to_dict(), indent=2) + "\n", self.run_dir / "config.json")
+        self.dist.barrier()
 
     # -- run directory ---------------------------------------------------------------------
     def _prepare_dir(self, resume: bool) -> None:
@@ -167,17 +189,21 @@ class Trainer:
                 f"--out: {self.run_dir} already holds a run; pass --resume to continue it "
                 "or choose another --out"
             )
-        (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        self.dist.barrier()  # every process has checked before the main one creates anything
+        if self.dist.main:
+            (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     # -- the step --------------------------------------------------------------------------
     def _phase(self, player: Player, other: Player) -> None:
         batch: Batch = self.sampler.next()
-        ctx = StepContext(step=self.step, device=self.device, rng=self.rng)
+        ctx = StepContext(step=self.step, device=self.device, rng=self.rng, rank=self.dist.rank,
+                          world_size=self.dist.world_size, shared_rng=self.shared_rng)
         player.optimizer.zero_grad(set_to_none=True)
         other.freeze(True)  # no gradients for the player that is not being updated
+        nets = self._phase_nets[player.name] if self.dist.enabled else self.model.nets
         with self.precision.autocast():
-            out = player.step_fn(self.model.nets, batch, ctx)
+            out = player.step_fn(nets, batch, ctx)
         loss = self._add_terms(player.name, out.terms, out.stats)
         self._bad |= ~torch.isfinite(loss.detach())
         penalised: list[str] = []
@@ -271,10 +297,12 @@ class Trainer:
         self.host.run_start(str(self.run_dir), cfg.to_dict())
         self.echo(
             f"training {cfg.variant_cls.name} on {cfg.data_cls.name} "
-            f"({self.device}, {self.precision.name}) for {total} steps -> {self.run_dir}"
+            f"({self.device}, {self.precision.name}"
+            + (f", {self.dist.world_size} processes x batch {cfg.train.batch_size}" if self.dist.enabled else "")
+            + f") for {total} steps -> {self.run_dir}"
         )
         bar = None
-        if cfg.log.progress:
+        if cfg.log.progress and self.dist.main:
             from tqdm import tqdm
 
             bar = tqdm(total=total, initial=self.step, unit="it", dynamic_ncols=True, leave=True)
@@ -282,22 +310,7 @@ class Trainer:
         status = "failed"
         try:
             self._interval_start = time.perf_counter()
-            while self.step < total:
-                self._iteration()
-                if bar is not None:
-                    bar.update(1)
-                last = self.step == total
-                if self.step % cfg.log.every == 0 or last:
-                    record = self._log()
-                    if bar is not None:
-                        bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if "/" in k},
-                                        refresh=False)
-                if (cfg.log.sample_every and self.step % cfg.log.sample_every == 0) or last:
-                    self._samples()
-                if cfg.eval.every and (self.step % cfg.eval.every == 0 or last):
-                    self._evaluate()
-                if (cfg.log.checkpoint_every and self.step % cfg.log.checkpoint_every == 0) or last:
-                    self._checkpoint()
+            self.advance(total - self.step, bar)
             status = "completed"
         finally:
             if bar is not None:
@@ -306,8 +319,35 @@ class Trainer:
                 self._tb.close()
                 self._tb = None
             self.host.run_end(str(self.run_dir), self.step, status)
+            if self.dist.enabled and status == "completed":
+                self.dist.barrier()
+                torch.distributed.destroy_process_group()
         return TrainResult(self.step, time.perf_counter() - started, self._last_checkpoint,
                            self._last_samples)
+
+    def advance(self, steps: int, bar: Any = None) -> None:
+        """Train ``steps`` iterations with the run's logging, evaluation, samples and checkpoints
+        (all of them also at ``train.steps``). :meth:`run` is this plus the run's start and end;
+        the speed benchmark calls it in blocks."""
+        cfg = self.cfg
+        total = cfg.train.steps
+        if not hasattr(self, "_interval_start"):
+            self._interval_start = time.perf_counter()
+        for _ in range(steps):
+            self._iteration()
+            if bar is not None:
+                bar.update(1)
+            last = self.step == total
+            if self.step % cfg.log.every == 0 or last:
+                record = self._log()
+                if bar is not None:
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if "/" in k}, refresh=False)
+            if (cfg.log.sample_every and self.step % cfg.log.sample_every == 0) or last:
+                self._samples()
+            if cfg.eval.every and (self.step % cfg.eval.every == 0 or last):
+                self._evaluate()
+            if (cfg.log.checkpoint_every and self.step % cfg.log.checkpoint_every == 0) or last:
+                self._checkpoint()
 
     def _check_finite(self, names: list[str] | None = None) -> None:
         if bool(self._bad):
@@ -320,7 +360,9 @@ class Trainer:
 
     def _log(self) -> dict[str, float]:
         keys = list(self._sums)
-        values = torch.stack([self._sums[k] for k in keys]).div_(max(self._count, 1)).tolist()
+        means = torch.stack([self._sums[k] for k in keys]).div_(max(self._count, 1))
+        values = self.dist.all_reduce_mean(means).tolist()  # averaged over processes (one call per log)
+        self._bad = self.dist.any(self._bad)
         now = time.perf_counter()
         record: dict[str, Any] = {"step": self.step}
         record.update({k: float(v) for k, v in zip(keys, values, strict=True)})
@@ -333,6 +375,8 @@ class Trainer:
         return record
 
     def _write_record(self, record: dict[str, Any]) -> None:
+        if not self.dist.main:
+            return
         with open(self.run_dir / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
         if self.cfg.log.tensorboard:
@@ -354,6 +398,8 @@ class Trainer:
         so the training steps in between pay nothing; RNG streams of training are not touched."""
         from gancore.evaluation import EvalContext, default_metrics, run_metrics, write_results
 
+        if not self.dist.main:
+            return
         if self._eval_ctx is None:
             self._eval_ctx = EvalContext(host=self.host, model=self.model, cfg=self.cfg, step=self.step,
                                          n=self.cfg.eval.n, seed=self.cfg.train.seed)
@@ -376,6 +422,8 @@ class Trainer:
     # -- samples ---------------------------------------------------------------------------
     @torch.no_grad()
     def _samples(self) -> None:
+        if not self.dist.main:
+            return
         rng = torch.Generator(device=self.device).manual_seed(self.cfg.train.seed + SAMPLE_SEED_OFFSET)
         gen = self.model.ema if self.model.ema is not None else self.model.nets.generator
         was_training = gen.training
@@ -398,7 +446,11 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------
     def _checkpoint(self) -> None:
+        self._bad = self.dist.any(self._bad)
         self._check_finite()
+        if not self.dist.main:  # the main process writes; the others know its path
+            self._last_checkpoint = self.ckpt_dir / ck.checkpoint_name(self.step)
+            return
         tensors: dict[str, Tensor] = {}
         meta: dict[str, str] = {
             "format": ck.FORMAT,
@@ -424,7 +476,7 @@ class Trainer:
         tensors["rng.torch"] = torch.get_rng_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        tensors["rng.latent"] = self.rng.get_state()
+        tensors["rng.latent"] = self.shared_rng.get_state()
         sampler_tensors, sampler_scalars = self.sampler.state()
         tensors.update({f"sampler.{k}": v for k, v in sampler_tensors.items()})
         meta["sampler"] = json.dumps(sampler_scalars)
@@ -457,7 +509,11 @@ class Trainer:
             torch.set_rng_state(c.tensors["rng.torch"])
             if self.device.type == "cuda" and "rng.cuda" in c.tensors:
                 torch.cuda.set_rng_state(c.tensors["rng.cuda"], self.device)
-            self.rng.set_state(c.tensors["rng.latent"].to(self.rng.get_state().device))
+            self.shared_rng.set_state(c.tensors["rng.latent"].to(self.shared_rng.get_state().device))
+            if self.dist.enabled:  # the per-process streams restart from the step (rank 0's state is saved)
+                seed = self.cfg.train.seed + 1000003 * c.step
+                self.rng.manual_seed(seed + 1 + 7919 * self.dist.rank)
+                torch.manual_seed(seed + 104729 * (self.dist.rank + 1))
             self.sampler.restore(c.section("sampler"), c.json("sampler"))
         except (KeyError, ValueError, RuntimeError) as exc:
             raise CheckpointError(f"{path}: cannot restore the training state: {exc}") from None

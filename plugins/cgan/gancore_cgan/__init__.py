@@ -71,7 +71,7 @@ class CGAN(Variant):
     def critic_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d, y = nets.generator, nets.critic, batch.y
         assert y is not None
-        z = g.sample_latent(len(y), generator=ctx.rng, device=ctx.device)
+        z = ctx.latent(g, len(y))
         with torch.no_grad():
             fake = g(z, y)  # generated with the real batch's labels
         real_out = d(batch.x, y)
@@ -91,7 +91,7 @@ class CGAN(Variant):
     def generator_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d, y = nets.generator, nets.critic, batch.y
         assert y is not None
-        z = g.sample_latent(len(y), generator=ctx.rng, device=ctx.device)
+        z = ctx.latent(g, len(y))
         real_out = d(batch.x, y) if self.loss.generator_uses_real else None
         fake_out = d(g(z, y), y)
         terms = {"adv": self.loss.generator_loss(fake_out, real_out)}

@@ -147,7 +147,7 @@ class Siamese(Variant):
         """(inputs, fakes): the source images (translate) or the noise (generate), and G of them."""
         if self.config.mode == "translate":
             return batch.x, generator(batch.x)
-        z = generator.sample_latent(batch.x.shape[0], generator=ctx.rng, device=ctx.device)
+        z = ctx.latent(generator, batch.x.shape[0])
         return z, generator(z)
 
     def _real(self, batch: Batch) -> Tensor:
