@@ -41,8 +41,19 @@ class TrainSettings(Settings):
         description="Decay of an exponential moving average of the generator's weights "
         "(e.g. 0.999); null disables it.",
     )
-    channels_last: bool = Field(
-        False, description="Keep image tensors and conv weights in channels-last memory format."
+    channels_last: Literal["auto", "on", "off"] = Field(
+        "auto", description="Channels-last memory format for image data and conv weights. auto: on for "
+        "image data on CUDA, where it pays (tensor-core convolutions); off on the CPU, where it was measured "
+        "not to (see benchmarks/speed)."
+    )
+    fused_optimizer: Literal["auto", "on", "off"] = Field(
+        "auto", description="Fused Adam/AdamW kernels. auto: on CUDA (one kernel per step instead of one per "
+        "tensor), off on the CPU."
+    )
+    compile: bool = Field(
+        False, description="torch.compile the generator, and the critic when no regularizer needs its double "
+        "backward (compile does not support it: that pass stays eager). Measured to gain nothing for these "
+        "small networks on a CPU; try it on a GPU."
     )
 
     @field_validator("device")

@@ -56,8 +56,8 @@ def test_loss_options_are_validated_by_the_loss(host):
     [
         (
             ["--set", "train.stepz=5"],
-            "train.stepz: unknown key (allowed: batch_size, channels_last, device, ema, n_critic, "
-            "precision, seed, steps)",
+            "train.stepz: unknown key (allowed: batch_size, channels_last, compile, device, ema, "
+            "fused_optimizer, n_critic, precision, seed, steps)",
         ),
         (["--set", "train.steps=many"], "train.steps: Input should be a valid integer"),
         (["--set", "train.steps=0"], "train.steps: Input should be greater than or equal to 1"),

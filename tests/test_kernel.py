@@ -37,3 +37,37 @@ def test_parameters_frozen_by_the_variant_stay_frozen(tmp_path):
     fresh = cfg.variant_cls(cfg.variant, trainer.spec, cfg.loss_cls()).build()
     assert torch.equal(weight, fresh.critic.features[0].weight)  # never updated
     assert trainer.model.nets.critic.features[0].bias.requires_grad
+
+
+def test_fast_path_settings_resolve_per_device_and_train(tmp_path):
+    from gancore.kernel.build import use_channels_last
+    from gancore.plugins import load_plugins
+    from gancore.testing import SMALL, make_config, train
+
+    host = load_plugins()
+    cfg = make_config(host, "dcgan", {**SMALL, "train.channels_last": "on", "train.fused_optimizer": "on"})
+    trainer = train(host, cfg, tmp_path / "on")
+    conv = next(m for m in trainer.model.nets.critic.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert trainer.players["critic"].optimizer.defaults["fused"] is True
+    assert trainer.sampler.next().x.is_contiguous(memory_format=torch.channels_last)
+    auto = make_config(host, "dcgan", SMALL)
+    assert not use_channels_last(auto, trainer.spec, torch.device("cpu"))  # measured not to pay on the CPU
+    assert use_channels_last(auto, trainer.spec, torch.device("cuda"))
+
+
+def test_compile_keeps_the_penalised_critic_eager_and_trains(tmp_path):
+    from gancore.plugins import load_plugins
+    from gancore.testing import SMALL, make_config, train
+
+    host = load_plugins()
+    over = {**{k: v for k, v in SMALL.items() if k != "data.image_size"}, "data.name": "gaussian-ring",
+            "variant.mode": "gp", "variant.mlp_hidden": 16, "train.steps": 3}
+    eager = train(host, make_config(host, "wgan", over), tmp_path / "eager")
+    fast = train(host, make_config(host, "wgan", {**over, "train.compile": True}), tmp_path / "compiled")
+    phase = fast._phase_nets
+    assert type(phase["generator"].generator).__name__ == "OptimizedModule"
+    assert phase["critic"].critic is fast.model.nets.critic  # the penalty's double backward stays eager
+    for (k, a), b in zip(eager.model.nets.generator.state_dict().items(),
+                         fast.model.nets.generator.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-4), k

@@ -105,7 +105,8 @@ def measure(variant: str, precision: str, args, tmp: Path) -> dict:
     device = torch.device(args.device)
     sides = {"gancore": build(variant, precision, args, tmp, {})}
     if args.fast:
-        sides["gancore-fast"] = build(variant, precision, args, tmp, {"train.channels_last": True})
+        sides["gancore-fast"] = build(variant, precision, args, tmp, {"train.channels_last": "on",
+                                                                       "train.fused_optimizer": "on"})
     ref = reference_for(variant, sides["gancore"], precision, args)
     run = {name: (lambda t=t: t.advance(args.block)) for name, t in sides.items()}
     run["reference"] = lambda: [ref.step() for _ in range(args.block)]

@@ -38,7 +38,7 @@ def build_model(cfg: RunConfig, spec: DataSpec, device: torch.device) -> Model:
     regularizers: list[Regularizer] = [cls(settings) for cls, settings in cfg.regularizers]
     for reg in regularizers:
         nets.critic = reg.attach(nets.critic)
-    memory_format = torch.channels_last if cfg.train.channels_last else torch.preserve_format
+    memory_format = torch.channels_last if use_channels_last(cfg, spec, device) else torch.preserve_format
     nets.generator.to(device=device, memory_format=memory_format)
     nets.critic.to(device=device, memory_format=memory_format)
     ema = None
@@ -47,15 +47,26 @@ def build_model(cfg: RunConfig, spec: DataSpec, device: torch.device) -> Model:
     return Model(variant=variant, nets=nets, regularizers=regularizers, ema=ema, device=device)
 
 
-def make_optimizer(settings: OptimizerSettings, module: nn.Module) -> torch.optim.Optimizer:
+def use_channels_last(cfg: RunConfig, spec: DataSpec, device: torch.device) -> bool:
+    """The resolved ``train.channels_last``: auto means image data on CUDA."""
+    setting = cfg.train.channels_last
+    return setting == "on" or (setting == "auto" and spec.kind == "image" and device.type == "cuda")
+
+
+def make_optimizer(settings: OptimizerSettings, module: nn.Module, fused: str = "off",
+                   device: torch.device | None = None) -> torch.optim.Optimizer:
+    """The configured optimizer over ``module``'s trainable parameters. ``fused`` (on/off/auto:
+    on CUDA) picks the fused Adam/AdamW kernels."""
     params = [p for p in module.parameters() if p.requires_grad]
     if not params:
         raise ConfigError(f"{type(module).__name__} has no trainable parameters")
     s = settings
+    kind = device.type if device is not None else params[0].device.type
+    extra = {"fused": True} if fused == "on" or (fused == "auto" and kind == "cuda") else {}
     if s.name == "adam":
-        return torch.optim.Adam(params, lr=s.lr, betas=s.betas, eps=s.eps, weight_decay=s.weight_decay)
+        return torch.optim.Adam(params, lr=s.lr, betas=s.betas, eps=s.eps, weight_decay=s.weight_decay, **extra)
     if s.name == "adamw":
-        return torch.optim.AdamW(params, lr=s.lr, betas=s.betas, eps=s.eps, weight_decay=s.weight_decay)
+        return torch.optim.AdamW(params, lr=s.lr, betas=s.betas, eps=s.eps, weight_decay=s.weight_decay, **extra)
     if s.name == "rmsprop":
         return torch.optim.RMSprop(
             params, lr=s.lr, eps=s.eps, weight_decay=s.weight_decay, momentum=s.momentum

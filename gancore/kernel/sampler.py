@@ -47,6 +47,7 @@ class BatchSampler:
         # world_size indices (the same seed) and keeps its own slice: a distributed sampler that
         # gives N processes exactly the batches of one process with N times the batch.
         self.rank, self.world_size, self.local = rank, world_size, batch_size
+        self.channels_last = False  # set by the trainer when train.channels_last applies
         self.rng = torch.Generator().manual_seed(seed)
         self.x = data.x.to(device)
         self.y = data.y.to(device) if data.y is not None else None
@@ -75,6 +76,10 @@ class BatchSampler:
             batch.x = self._flip(batch.x)
             if batch.x_b is not None:
                 batch.x_b = self._flip(batch.x_b)
+        if self.channels_last and batch.x.dim() == 4:
+            batch.x = batch.x.contiguous(memory_format=torch.channels_last)
+            if batch.x_b is not None:
+                batch.x_b = batch.x_b.contiguous(memory_format=torch.channels_last)
         return batch
 
     def state(self) -> tuple[dict[str, Tensor], dict[str, int]]:

@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from gancore.config import RunConfig
 from gancore.data import TensorData
 from gancore.errors import CheckpointError, ConfigError, GancoreError, TrainingError
-from gancore.interfaces import Batch, Players, StepContext, StepOutput
+from gancore.interfaces import Batch, Players, Regularizer, StepContext, StepOutput
 from gancore.kernel import checkpoint as ck
-from gancore.kernel.build import Model, build_model, ema_update, make_optimizer
+from gancore.kernel.build import Model, build_model, ema_update, make_optimizer, use_channels_last
 from gancore.kernel.distributed import from_env, wrap
 from gancore.kernel.precision import Precision, resolve_device, resolve_precision, scaled_grad
 from gancore.kernel.sampler import BatchSampler
@@ -104,6 +104,16 @@ def double_backward_error(exc: RuntimeError, penalties: list[str]) -> GancoreErr
     return TrainingError(f"backward through the {', '.join(penalties)} penalty failed: {message}")
 
 
+def compiled(module: nn.Module) -> nn.Module:
+    """``torch.compile`` each network (each child of a ModuleDict player); attribute access
+    (``sample_latent``) passes through to the original module."""
+    if isinstance(module, nn.ModuleDict):
+        return nn.ModuleDict({k: compiled(v) for k, v in module.items()})
+    if not any(True for _ in module.parameters()):
+        return module
+    return torch.compile(module)
+
+
 def _silent(_: str) -> None:
     """The echo of every process but the main one."""
 
@@ -138,17 +148,17 @@ class Trainer:
         nets = self.model.nets
         variant = self.model.variant
         self.players = {
-            "critic": Player("critic", make_optimizer(cfg.optim.critic, nets.critic),
+            "critic": Player("critic", make_optimizer(cfg.optim.critic, nets.critic, cfg.train.fused_optimizer),
                              self.precision.scaler(), variant.critic_step),
-            "generator": Player("generator", make_optimizer(cfg.optim.generator, nets.generator),
+            "generator": Player("generator", make_optimizer(cfg.optim.generator, nets.generator,
+                                                            cfg.train.fused_optimizer),
                                 self.precision.scaler(), variant.generator_step),
         }
         self.sampler = BatchSampler(data, cfg.train.batch_size, self.device, cfg.train.seed,
                                     rank=self.dist.rank, world_size=self.dist.world_size)
-        if self.dist.enabled:  # the network being updated runs wrapped in DDP, the other raw
-            wrapped = Players(generator=wrap(nets.generator, self.device), critic=wrap(nets.critic, self.device))
-            self._phase_nets = {"critic": Players(generator=nets.generator, critic=wrapped.critic),
-                                "generator": Players(generator=wrapped.generator, critic=nets.critic)}
+        self._phase_nets = self._runtime_nets(nets)
+        if use_channels_last(cfg, data.spec, self.device):
+            self.sampler.channels_last = True
         self._preview_batch = fixed_batch(data, cfg.log.samples, self.device)
         # rng: per process (the same as shared_rng in one process); shared_rng: the same everywhere
         self.shared_rng = torch.Generator(device=self.device).manual_seed(cfg.train.seed + 1)
@@ -179,6 +189,26 @@ class Trainer:
             ck.write_text_atomic(json.dumps(cfg.to_dict(), indent=2) + "\n", self.run_dir / "config.json")
         self.dist.barrier()
 
+    def _runtime_nets(self, nets: Players) -> dict[str, Players]:
+        """The networks each phase runs: under torch.distributed the player being updated is
+        wrapped in DDP (the other runs raw: frozen, nothing to synchronise); with
+        ``train.compile`` the generator is compiled, and the critic too unless a regularizer
+        needs its double backward. Checkpoints and EMA always use the raw modules."""
+        gen_d, critic_d = nets.generator, nets.critic
+        if self.dist.enabled:
+            gen_d, critic_d = wrap(gen_d, self.device), wrap(critic_d, self.device)
+        gen_c, critic_c = gen_d, critic_d
+        gen_raw, critic_raw = nets.generator, nets.critic
+        if self.cfg.train.compile:
+            double_backward = any(type(r).penalty is not Regularizer.penalty for r in self.model.regularizers)
+            gen_c = compiled(gen_d)
+            gen_raw = gen_c if gen_d is gen_raw else compiled(gen_raw)
+            if not double_backward:
+                critic_c = compiled(critic_d)
+                critic_raw = critic_c if critic_d is critic_raw else compiled(critic_raw)
+        return {"critic": Players(generator=gen_raw, critic=critic_c),
+                "generator": Players(generator=gen_c, critic=critic_raw)}
+
     # -- run directory ---------------------------------------------------------------------
     def _prepare_dir(self, resume: bool) -> None:
         has_run = (self.run_dir / "config.json").exists() or bool(ck.list_checkpoints(self.ckpt_dir))
@@ -201,7 +231,7 @@ class Trainer:
                           world_size=self.dist.world_size, shared_rng=self.shared_rng)
         player.optimizer.zero_grad(set_to_none=True)
         other.freeze(True)  # no gradients for the player that is not being updated
-        nets = self._phase_nets[player.name] if self.dist.enabled else self.model.nets
+        nets = self._phase_nets[player.name]
         with self.precision.autocast():
             out = player.step_fn(nets, batch, ctx)
         loss = self._add_terms(player.name, out.terms, out.stats)
