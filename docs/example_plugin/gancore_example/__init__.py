@@ -95,14 +95,14 @@ class MLPGAN(Variant):
     def critic_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d = nets.generator, nets.critic
         with torch.no_grad():
-            fake = g(g.sample_latent(batch.x.shape[0], generator=ctx.rng, device=ctx.device))
+            fake = g(ctx.latent(g, batch.x.shape[0]))
         real_out, fake_out = d(batch.x), d(fake)
         return StepOutput(terms={"adv": self.loss.critic_loss(real_out, fake_out)},
                           penalties=[PenaltyInput(critic=d, real=batch.x, fake=fake)])
 
     def generator_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d = nets.generator, nets.critic
-        fake = g(g.sample_latent(batch.x.shape[0], generator=ctx.rng, device=ctx.device))
+        fake = g(ctx.latent(g, batch.x.shape[0]))
         return StepOutput(terms={"adv": self.loss.generator_loss(d(fake), d(batch.x))})
 
 
