@@ -3,7 +3,9 @@
 # - the CUDA-only tests (the fp16 gradient-penalty closed form, with and without loss scaling);
 # - WGAN-GP on the digits for 2,000 steps in bf16 and in fp16 (GradScaler + scaled-output
 #   penalty): both must finish without a non-finite loss; their last sample grids are kept;
-# - the 2-D mixtures benchmark (dcgan, wgan-clip, wgan-gp; 3 seeds each, in parallel).
+# - the 2-D mixtures benchmark (dcgan, wgan-clip, wgan-gp; 3 seeds each, in parallel);
+# - last, alone on the GPU: the speed benchmark at 64x64, batch 128, fp32/bf16/fp16, with the fast path
+#   (SPEED=0 skips it).
 set -u
 OUT=${OUT:-benchmarks/results}
 STEPS=${STEPS:-8000}
@@ -22,3 +24,7 @@ for p in bf16 fp16; do
   cp "/tmp/wgan-digits-$p/metrics.jsonl" "$OUT/wgan_gp_digits_${p}_metrics.jsonl" 2>/dev/null
 done
 tail -n 3 "$OUT/cuda_tests.txt"
+if [ "${SPEED:-1}" = 1 ]; then
+  python3 benchmarks/speed/run.py --device cuda --image-size 64 --batch 128 --precisions fp32 bf16 fp16 \
+    --fast --out "$OUT/speed_cuda.json"
+fi

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gancore.config import LogSettings, OptimizerSettings, RunConfig, TrainSettings
+from gancore.config import EvalSettings, LogSettings, OptimizerSettings, RunConfig, TrainSettings
 
 
 def _value(value: Any) -> str:
@@ -16,9 +16,11 @@ def _value(value: Any) -> str:
     return json.dumps(value)
 
 
-def _lines(model: BaseModel, cls: type[BaseModel]) -> list[str]:
+def _lines(model: BaseModel, cls: type[BaseModel], skip: tuple[str, ...] = ()) -> list[str]:
     out = []
     for name, field in cls.model_fields.items():
+        if name in skip:
+            continue
         value = getattr(model, name)
         desc = field.description or ""
         if isinstance(value, BaseModel):
@@ -63,4 +65,15 @@ def describe(cfg: RunConfig) -> str:
         parts.append("")
     parts.append("[log]")
     parts.extend(_lines(cfg.log, LogSettings))
+    parts.append("")
+    parts.append("[eval]")
+    parts.extend(_lines(cfg.eval, EvalSettings, skip=("metrics",)))
+    parts.append("")
+    for cls, settings in cfg.eval_metrics:
+        parts.append(f"[[eval.metrics]]  # {cls.name}: {_doc(cls)}")
+        parts.append(f"name = {_value(cls.name)}")
+        parts.extend(_lines(settings, type(settings)))
+        parts.append("")
+    if not cfg.eval_metrics:
+        parts.append("# eval.metrics = []  (empty: the task's default metrics; see `gancore list metrics`)")
     return "\n".join(parts).rstrip() + "\n"

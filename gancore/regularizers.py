@@ -47,7 +47,8 @@ class GradientPenalty(Regularizer):
         shape = (real.shape[0],) + (1,) * (real.dim() - 1)
         alpha = torch.rand(shape, device=real.device, dtype=torch.float32)
         mixed = (alpha * real.float() + (1.0 - alpha) * fake.float()).to(real.dtype)
-        if real.is_contiguous(memory_format=torch.channels_last) and real.dim() == 4:
+        if real.dim() == 4 and not real.is_contiguous() and real.is_contiguous(memory_format=torch.channels_last):
+            # keep the batch's channels-last layout (a 1-channel NCHW tensor counts as both: leave it)
             mixed = mixed.contiguous(memory_format=torch.channels_last)
         mixed = _detached(mixed)
         norm = per_sample_norm(grad_fn(inputs.critic(mixed), mixed))

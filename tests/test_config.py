@@ -169,3 +169,19 @@ def gancore_register_variants():
     assert resolve(host, build_raw("tiny")).data.image_size == 16
     cfg = resolve(host, build_raw("tiny"), ["data.name=gaussian-ring"])
     assert cfg.data_cls.name == "gaussian-ring"
+
+
+def test_config_output_round_trips_the_eval_section(tmp_path):
+    from click.testing import CliRunner
+
+    from gancore.cli import cli
+
+    runner = CliRunner()
+    out = runner.invoke(cli, ["config", "dcgan", "--set", 'eval.metrics=[{"name": "kid", "subsets": 3}]',
+                              "--set", "eval.every=100"])
+    assert out.exit_code == 0, out.output
+    assert "[[eval.metrics]]" in out.output
+    (tmp_path / "c.toml").write_text(out.output)
+    again = runner.invoke(cli, ["run", "dcgan", "--config", str(tmp_path / "c.toml"), "--dry-run"])
+    resolved = json.loads(again.output)
+    assert resolved["eval"]["every"] == 100 and resolved["eval"]["metrics"][0]["subsets"] == 3
