@@ -40,7 +40,9 @@ def describe(cfg: RunConfig) -> str:
     parts: list[str] = []
 
     def named(section: str, cls: type, settings: BaseModel) -> None:
-        parts.append(f"[{section}]  # {cls.name}: {_doc(cls)}")
+        """``[section]``, or ``[[section]]`` for list items (section given with its brackets)."""
+        header = section if section.startswith("[") else f"[{section}]"
+        parts.append(f"{header}  # {cls.name}: {_doc(cls)}")
         parts.append(f"name = {_value(cls.name)}")
         parts.extend(_lines(settings, type(settings)))
         parts.append("")
@@ -49,10 +51,7 @@ def describe(cfg: RunConfig) -> str:
     named("data", cfg.data_cls, cfg.data)
     named("loss", cfg.loss_cls, cfg.loss)
     for cls, settings in cfg.regularizers:
-        parts.append(f"[[regularizers]]  # {cls.name}: {_doc(cls)}")
-        parts.append(f"name = {_value(cls.name)}")
-        parts.extend(_lines(settings, type(settings)))
-        parts.append("")
+        named("[[regularizers]]", cls, settings)
     if not cfg.regularizers:
         parts += ["# regularizers = []  (a list of {name = ..., weight = ...}; see "
                   "`gancore list regularizers`)", ""]
@@ -70,10 +69,7 @@ def describe(cfg: RunConfig) -> str:
     parts.extend(_lines(cfg.eval, EvalSettings, skip=("metrics",)))
     parts.append("")
     for cls, settings in cfg.eval_metrics:
-        parts.append(f"[[eval.metrics]]  # {cls.name}: {_doc(cls)}")
-        parts.append(f"name = {_value(cls.name)}")
-        parts.extend(_lines(settings, type(settings)))
-        parts.append("")
+        named("[[eval.metrics]]", cls, settings)
     if not cfg.eval_metrics:
         parts.append("# eval.metrics = []  (empty: the task's default metrics; see `gancore list metrics`)")
     return "\n".join(parts).rstrip() + "\n"
