@@ -56,6 +56,12 @@ class TrainSettings(Settings):
         "small networks on a CPU; try it on a GPU."
     )
 
+    @field_validator("channels_last", "fused_optimizer", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        """true/false (and runs saved before "auto" existed) mean on/off."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:

@@ -185,3 +185,9 @@ def test_config_output_round_trips_the_eval_section(tmp_path):
     again = runner.invoke(cli, ["run", "dcgan", "--config", str(tmp_path / "c.toml"), "--dry-run"])
     resolved = json.loads(again.output)
     assert resolved["eval"]["every"] == 100 and resolved["eval"]["metrics"][0]["subsets"] == 3
+
+
+def test_fast_path_switches_take_booleans_from_older_runs():
+    host = load_plugins()
+    cfg = resolve(host, build_raw("dcgan"), ["train.channels_last=false", "train.fused_optimizer=true"])
+    assert (cfg.train.channels_last, cfg.train.fused_optimizer) == ("off", "on")
