@@ -188,6 +188,8 @@ def test_config_output_round_trips_the_eval_section(tmp_path):
 
 
 def test_fast_path_switches_take_booleans_from_older_runs():
+    from gancore.plugins import load_plugins
+
     host = load_plugins()
     cfg = resolve(host, build_raw("dcgan"), ["train.channels_last=false", "train.fused_optimizer=true"])
     assert (cfg.train.channels_last, cfg.train.fused_optimizer) == ("off", "on")
