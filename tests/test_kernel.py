@@ -52,8 +52,13 @@ def test_fast_path_settings_resolve_per_device_and_train(tmp_path):
     assert trainer.players["critic"].optimizer.defaults["fused"] is True
     assert trainer.sampler.next().x.is_contiguous(memory_format=torch.channels_last)
     auto = make_config(host, "dcgan", SMALL)
-    assert not use_channels_last(auto, trainer.spec, torch.device("cpu"))  # measured not to pay on the CPU
     assert use_channels_last(auto, trainer.spec, torch.device("cuda"))
+    assert use_channels_last(auto, trainer.spec, torch.device("cpu"), trainer.model.nets)  # DCGAN stacks gain
+    cyclegan = train(host, make_config(host, "cyclegan", {**SMALL, "variant.generator_width": 4,
+                                                          "variant.critic_width": 4, "train.batch_size": 2}),
+                     tmp_path / "cy")
+    assert not cyclegan.model.channels_last  # instance norm and reflection padding lose on the CPU
+    assert train(host, auto, tmp_path / "auto").model.channels_last
 
 
 def test_compile_keeps_the_penalised_critic_eager_and_trains(tmp_path):

@@ -1,11 +1,12 @@
 """gancore against plain PyTorch loops, side by side in one process.
 
-For each variant and precision: build gancore's trainer (its defaults, no sample grids or
-checkpoints during the timing) and a plain loop (``reference.py``) on copies of the same networks
-and the same data; warm both up, then alternate blocks of iterations of each and report
-images/second (batch x generator iterations / second), the ratio gancore / reference, and peak
-memory. ``--fast`` adds a gancore column with the fast path switched on. For WGAN-GP it also
-times one critic step with and without the gradient penalty (the penalty's cost).
+For each variant and precision: build gancore's trainer with its defaults (the ``auto`` levers of
+the fast path), again with every lever off (the framework's own cost), and a plain loop
+(``reference.py``) on copies of the same networks and the same data; no sample grids or
+checkpoints during the timing. Warm all up, then run blocks of iterations of each in turn (the
+order rotates every round) and report images/second (batch x generator iterations / second),
+the ratios gancore / reference, and peak memory. ``--fast`` adds a column with every lever on.
+For WGAN-GP it also times one critic step with and without the gradient penalty (its cost).
 
     python benchmarks/speed/run.py                              # dcgan, wgan-gp, cyclegan; fp32; 32x32, batch 64
     python benchmarks/speed/run.py --precisions fp32 bf16 fp16 --image-size 64 --batch 128 --device cuda --fast
@@ -103,10 +104,14 @@ def timed(fn, device: torch.device) -> float:
 
 def measure(variant: str, precision: str, args, tmp: Path) -> dict:
     device = torch.device(args.device)
-    sides = {"gancore": build(variant, precision, args, tmp, {})}
+    sides = {"gancore": build(variant, precision, args, tmp, {}),  # defaults: the auto levers
+             "gancore-plain": build(variant, precision, args, tmp, {"train.channels_last": "off",
+                                                                    "train.fused_optimizer": "off"})}
     if args.fast:
-        sides["gancore-fast"] = build(variant, precision, args, tmp, {"train.channels_last": "on",
-                                                                       "train.fused_optimizer": "on"})
+        fast = {"train.channels_last": "on", "train.fused_optimizer": "on"}
+        if args.compile:
+            fast["train.compile"] = True
+        sides["gancore-fast"] = build(variant, precision, args, tmp, fast)
     ref = reference_for(variant, sides["gancore"], precision, args)
     run = {name: (lambda t=t: t.advance(args.block)) for name, t in sides.items()}
     run["reference"] = lambda: [ref.step() for _ in range(args.block)]
@@ -115,8 +120,10 @@ def measure(variant: str, precision: str, args, tmp: Path) -> dict:
             fn()
     seconds = dict.fromkeys(run, 0.0)
     memory = dict.fromkeys(run, 0.0)
-    for _ in range(args.rounds):
-        for name, fn in run.items():
+    names = list(run)
+    for i in range(args.rounds):
+        for name in names[i % len(names):] + names[:i % len(names)]:  # the order rotates every round
+            fn = run[name]
             peak_reset(device)
             seconds[name] += timed(fn, device)
             memory[name] = max(memory[name], peak_mb(device))
@@ -126,6 +133,7 @@ def measure(variant: str, precision: str, args, tmp: Path) -> dict:
            "images_per_s": {k: images / v for k, v in seconds.items()},
            "peak_memory_mb": memory}
     row["ratio"] = row["images_per_s"]["gancore"] / row["images_per_s"]["reference"]
+    row["ratio_plain"] = row["images_per_s"]["gancore-plain"] / row["images_per_s"]["reference"]
     if args.fast:
         row["ratio_fast"] = row["images_per_s"]["gancore-fast"] / row["images_per_s"]["reference"]
     if variant == "wgan-gp":
@@ -161,9 +169,10 @@ def main() -> None:
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--block", type=int, default=10, help="Iterations per timed block.")
-    p.add_argument("--rounds", type=int, default=5, help="Alternating blocks per side.")
+    p.add_argument("--rounds", type=int, default=8, help="Alternating blocks per side (the order rotates).")
     p.add_argument("--warmup", type=int, default=10, help="Untimed iterations per side first.")
-    p.add_argument("--fast", action="store_true", help="Also time gancore with its fast path on.")
+    p.add_argument("--fast", action="store_true", help="Also time gancore with every lever of its fast path on.")
+    p.add_argument("--compile", action="store_true", help="Include train.compile in the fast path.")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     device = torch.device(args.device)
@@ -177,14 +186,15 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
     print(f"\n{where}; {args.image_size}x{args.image_size}, batch {args.batch}, "
           f"{args.rounds} alternating blocks of {args.block} iterations per side after {args.warmup} warm-up")
-    head = f"{'variant':<9} {'prec':<5} {'gancore img/s':>13} {'reference':>10} {'ratio':>6}"
+    head = (f"{'variant':<9} {'prec':<5} {'reference':>10} {'gancore img/s':>13} {'ratio':>6} "
+            f"{'levers off':>10} {'ratio':>6}")
     if args.fast:
         head += f" {'fast img/s':>10} {'ratio':>6}"
     print(head + f" {'peak MB (g/ref)':>16} {'GP step cost (g/ref)':>21}")
     for r in rows:
         ips = r["images_per_s"]
-        line = (f"{r['variant']:<9} {r['precision']:<5} {ips['gancore']:>13.1f} {ips['reference']:>10.1f} "
-                f"{r['ratio']:>6.3f}")
+        line = (f"{r['variant']:<9} {r['precision']:<5} {ips['reference']:>10.1f} {ips['gancore']:>13.1f} "
+                f"{r['ratio']:>6.3f} {ips['gancore-plain']:>10.1f} {r['ratio_plain']:>6.3f}")
         if args.fast:
             line += f" {ips['gancore-fast']:>10.1f} {r['ratio_fast']:>6.3f}"
         mem = r["peak_memory_mb"]

@@ -106,6 +106,13 @@ def load_optimizer_state(
     for idx, values in json.loads(scalars_json).items():
         state.setdefault(int(idx), {}).update(values)
     optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+    # Safetensors stores tensors contiguous; give each moment its parameter's layout again (a
+    # channels-last weight's moments are channels-last), as fused kernels expect matching strides.
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for name, value in optimizer.state.get(param, {}).items():
+                if isinstance(value, Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                    optimizer.state[param][name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 class Checkpoint:

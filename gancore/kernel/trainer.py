@@ -27,7 +27,7 @@ from gancore.data import TensorData
 from gancore.errors import CheckpointError, ConfigError, GancoreError, TrainingError
 from gancore.interfaces import Batch, Players, Regularizer, StepContext, StepOutput
 from gancore.kernel import checkpoint as ck
-from gancore.kernel.build import Model, build_model, ema_update, make_optimizer, use_channels_last
+from gancore.kernel.build import Model, build_model, ema_update, make_optimizer
 from gancore.kernel.distributed import from_env, wrap
 from gancore.kernel.precision import Precision, resolve_device, resolve_precision, scaled_grad
 from gancore.kernel.sampler import BatchSampler
@@ -157,8 +157,7 @@ class Trainer:
         self.sampler = BatchSampler(data, cfg.train.batch_size, self.device, cfg.train.seed,
                                     rank=self.dist.rank, world_size=self.dist.world_size)
         self._phase_nets = self._runtime_nets(nets)
-        if use_channels_last(cfg, data.spec, self.device):
-            self.sampler.channels_last = True
+        self.sampler.channels_last = self.model.channels_last
         self._preview_batch = fixed_batch(data, cfg.log.samples, self.device)
         # rng: per process (the same as shared_rng in one process); shared_rng: the same everywhere
         self.shared_rng = torch.Generator(device=self.device).manual_seed(cfg.train.seed + 1)
