@@ -112,7 +112,7 @@ def measure(variant: str, precision: str, args, tmp: Path) -> dict:
         if args.compile:
             fast["train.compile"] = True
         sides["gancore-fast"] = build(variant, precision, args, tmp, fast)
-    ref = reference_for(variant, sides["gancore"], precision, args)
+    ref = reference_for(variant, sides["gancore-plain"], precision, args)  # plain layout, as a user writes it
     run = {name: (lambda t=t: t.advance(args.block)) for name, t in sides.items()}
     run["reference"] = lambda: [ref.step() for _ in range(args.block)]
     for fn in run.values():  # warm-up
@@ -137,7 +137,7 @@ def measure(variant: str, precision: str, args, tmp: Path) -> dict:
     if args.fast:
         row["ratio_fast"] = row["images_per_s"]["gancore-fast"] / row["images_per_s"]["reference"]
     if variant == "wgan-gp":
-        row["penalty_cost"] = penalty_cost(sides["gancore"], ref, args, device)
+        row["penalty_cost"] = penalty_cost(sides["gancore-plain"], ref, args, device)
     return row
 
 
