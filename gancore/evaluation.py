@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from torch import Tensor
 
 from gancore.config import RunConfig
@@ -102,14 +103,13 @@ class EvalContext:
         key = ("real", split)
         if key not in self._cache:
             settings = self.cfg.data
-            used = "all"
+            used = str(getattr(settings, "split", "all"))
             if "split" in type(settings).model_fields:
-                try:
-                    settings = settings.model_copy(update={"split": split})
-                    type(settings).model_validate(settings.model_dump())
+                try:  # the source's own split when it does not offer this one (unpaired has no "all")
+                    settings = type(settings).model_validate({**settings.model_dump(), "split": split})
                     used = split
-                except Exception:
-                    settings, used = self.cfg.data, str(getattr(self.cfg.data, "split", "all"))
+                except ValidationError:
+                    pass
             self._cache[key] = (self.cfg.data_cls(settings).load(), used)
         return self._cache[key]
 
