@@ -328,3 +328,23 @@ def test_tensorboard_without_the_package_is_a_one_line_error(tmp_path, monkeypat
     result = CliRunner().invoke(cli, ["run", "dcgan", "--out", str(tmp_path / "run"), "--set", "log.tensorboard=true"])
     assert result.exit_code == 2 and "log.tensorboard: needs the tensorboard package" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_hook_reference_metric_example_runs(runs):
+    """docs/hooks.md's metric example, registered as a plugin, evaluates a real run."""
+    import re
+    import types
+
+    from gancore import Metric, hookimpl
+    from gancore.evaluation import evaluate
+
+    text = (Path(__file__).parent.parent / "docs" / "hooks.md").read_text()
+    section = text.split("### `gancore_register_metrics()`", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    module = types.ModuleType("brightness_plugin")
+    module.__dict__.update(Metric=Metric, hookimpl=hookimpl)
+    exec(code, module.__dict__)
+    host = load_plugins(extra=[("brightness", module)])
+    results, _ = evaluate(host, runs / "dcgan", ["brightness"], [], n=50, echo=lambda m: None)
+    values, prov = results[0]["values"], results[0]["provenance"]
+    assert set(values) == {"fake", "real"} and prov["n_samples"] == 50 and prov["real_split"] == "test"
