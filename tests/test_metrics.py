@@ -151,6 +151,10 @@ def runs(tmp_path_factory):
     specs = {
         "dcgan": ("dcgan", {**TINY_IMAGES, "variant.generator_width": 8, "variant.critic_width": 8}),
         "cgan": ("cgan", {**TINY_IMAGES, "variant.generator_width": 8, "variant.critic_width": 8}),
+        "wgan": ("wgan", {**TINY_IMAGES, "variant.generator_width": 8, "variant.critic_width": 8,
+                          "train.steps": 2}),
+        "siamese-generate": ("siamese", {**TINY_IMAGES, "variant.generator_width": 8, "variant.critic_width": 8,
+                                         "variant.vec_len": 4}),
         "mixture": ("dcgan", {**{k: v for k, v in SMALL.items() if k != "data.image_size"},
                               "data.name": "gaussian-grid", "variant.mlp_hidden": 16}),
         "cyclegan": ("cyclegan", {**TINY_IMAGES, "variant.generator_width": 4, "variant.critic_width": 4,
@@ -170,6 +174,8 @@ def _eval(run: Path, *args: str) -> tuple[int, str]:
 
 @pytest.mark.parametrize("run, metrics, values", [
     ("dcgan", ["fid", "kid", "inception-score"], ["fid", "kid", "inception_score"]),
+    ("wgan", ["fid", "inception-score"], ["fid", "inception_score"]),
+    ("siamese-generate", ["fid", "kid"], ["fid", "kid"]),
     ("cgan", ["label-accuracy", "tstr", "fid"], ["label_accuracy", "tstr", "trtr", "fid"]),
     ("mixture", ["modes"], ["modes", "high_quality"]),
     ("cyclegan", ["preservation", "reconstruction", "fid"], ["preservation", "reconstruction_l1_a", "fid"]),
@@ -270,6 +276,14 @@ def test_report_is_self_contained_and_has_every_section(runs, tmp_path):
     assert parser.tags.count("svg") >= 2 and "polyline" in page  # critic and generator curves
     assert "digits-cnn-v1" in page and "step_0000004.safetensors" in page
     assert json.loads((run / "config.json").read_text())["variant"]["name"] in page
+
+
+@pytest.mark.parametrize("run", ["dcgan", "wgan", "cgan", "mixture", "cyclegan", "siamese", "siamese-generate"])
+def test_report_works_on_every_kind_of_run(runs, run, tmp_path):
+    result = CliRunner().invoke(cli, ["report", str(runs / run), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text()
+    assert "<polyline" in page and "data:image/png;base64," in page
 
 
 def test_report_errors(tmp_path):
