@@ -136,6 +136,12 @@ class EvalContext:
             gen.train(was_training)
         return torch.cat(out)
 
+    def forget_generated(self) -> None:
+        """Drop what depends on the generator's weights (samples, translations, their features);
+        keep the real data and its features. Called between evaluations during training."""
+        self._cache = {k: v for k, v in self._cache.items()
+                       if k[0] == "real" or (k[0] == "features" and str(k[-1]).startswith("real-"))}
+
     def extract(self, extractor: Any, key: str, x: Tensor) -> tuple[Tensor, Tensor]:
         """Extractor outputs for ``x``, cached under ``key`` (e.g. "fake", "real-test")."""
         ck = ("features", extractor.name, extractor.sha256, key)

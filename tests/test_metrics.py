@@ -231,6 +231,7 @@ def test_eval_during_training_logs_metrics_and_leaves_training_unchanged(tmp_pat
     records = [json.loads(line) for line in (tmp_path / "evald" / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in records if "eval/fid/fid" in r]
     assert [r["step"] for r in evals] == [2, 4] and all("eval/kid/kid" in r for r in evals)
+    assert evals[0]["eval/fid/fid"] != evals[1]["eval/fid/fid"]  # fresh samples from the new weights
     assert sorted(p.name for p in (tmp_path / "evald" / "eval").iterdir()) == [
         "fid_step_0000002.json", "fid_step_0000004.json", "kid_step_0000002.json", "kid_step_0000004.json"]
 

@@ -438,8 +438,7 @@ class Trainer:
             self._eval_metrics = metrics
         ctx = self._eval_ctx
         ctx.step = self.step
-        # generated samples and their features change with the weights; the real data's stay
-        ctx._cache = {k: v for k, v in ctx._cache.items() if k[0] == "real" or "real-" in str(k[-1])}
+        ctx.forget_generated()
         results = run_metrics(ctx, self._eval_metrics, skip=None if self.cfg.eval_metrics else self.echo)
         write_results(self.run_dir, results)
         record: dict[str, Any] = {"step": self.step}
