@@ -68,7 +68,7 @@ def write_atomic(tensors: dict[str, Tensor], metadata: dict[str, str], path: Pat
 
 
 def write_text_atomic(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # per process: never two writers on one file
     tmp.write_text(text)
     os.replace(tmp, path)
 

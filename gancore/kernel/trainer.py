@@ -548,7 +548,8 @@ class Trainer:
         self.step = c.step
         self.critic_steps = int(c.metadata.get("critic_steps", 0))
         self._last_checkpoint = path
-        self._truncate_metrics(self.step)
+        if self.dist.main:  # one process rewrites the run directory's files
+            self._truncate_metrics(self.step)
         self.echo(f"resumed from {path} at step {self.step}")
 
     def _truncate_metrics(self, step: int) -> None:
