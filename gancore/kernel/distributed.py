@@ -15,6 +15,7 @@ Each process trains on its shard of a global batch: ``train.batch_size`` is per 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,14 +83,23 @@ class _DDP(nn.parallel.DistributedDataParallel):
             return getattr(self.module, name)
 
 
-def wrap(module: nn.Module, device: torch.device) -> nn.Module:
-    """DDP for each network of a player: a ModuleDict player (CycleGAN's two generators) gets a
-    new ModuleDict of wrapped networks; modules without trainable parameters (history pools)
+def per_network(module: nn.Module, fn: Callable[[nn.Module], nn.Module]) -> nn.Module:
+    """``fn`` applied to each network of a player: a ModuleDict player (CycleGAN's two generators)
+    gets a new ModuleDict of the results; modules without trainable parameters (history pools)
     stay as they are. The raw modules are shared, so checkpoints and EMA see them unchanged."""
     if isinstance(module, nn.ModuleDict):
-        return nn.ModuleDict({k: wrap(v, device) for k, v in module.items()})
+        return nn.ModuleDict({k: per_network(v, fn) for k, v in module.items()})
     if not any(p.requires_grad for p in module.parameters()):
         return module
+    return fn(module)
+
+
+def wrap(module: nn.Module, device: torch.device) -> nn.Module:
+    """DDP for each network of a player (see :func:`per_network`)."""
+    return per_network(module, lambda m: _ddp(m, device))
+
+
+def _ddp(module: nn.Module, device: torch.device) -> nn.Module:
     ids = [device.index] if device.type == "cuda" else None
     import inspect
 

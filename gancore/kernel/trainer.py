@@ -28,7 +28,7 @@ from gancore.errors import CheckpointError, ConfigError, GancoreError, TrainingE
 from gancore.interfaces import Batch, Players, Regularizer, StepContext, StepOutput
 from gancore.kernel import checkpoint as ck
 from gancore.kernel.build import Model, build_model, ema_update, make_optimizer
-from gancore.kernel.distributed import from_env, wrap
+from gancore.kernel.distributed import from_env, per_network, wrap
 from gancore.kernel.precision import Precision, resolve_device, resolve_precision, scaled_grad
 from gancore.kernel.sampler import BatchSampler
 from gancore.plugins import PluginHost
@@ -105,13 +105,9 @@ def double_backward_error(exc: RuntimeError, penalties: list[str]) -> GancoreErr
 
 
 def compiled(module: nn.Module) -> nn.Module:
-    """``torch.compile`` each network (each child of a ModuleDict player); attribute access
-    (``sample_latent``) passes through to the original module."""
-    if isinstance(module, nn.ModuleDict):
-        return nn.ModuleDict({k: compiled(v) for k, v in module.items()})
-    if not any(True for _ in module.parameters()):
-        return module
-    return torch.compile(module)
+    """``torch.compile`` each network of a player; attribute access (``sample_latent``) passes
+    through to the original module."""
+    return per_network(module, torch.compile)
 
 
 def _silent(_: str) -> None:

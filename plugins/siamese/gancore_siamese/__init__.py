@@ -34,6 +34,7 @@ from gancore import (
     Variant,
     hookimpl,
 )
+from gancore.losses import squared_distance
 from gancore.nets import DCGANCritic, DCGANGenerator, UNetGenerator
 
 
@@ -131,15 +132,16 @@ class Siamese(Variant):
                                                 attention=c.self_attention),
                        critic=critic)
 
-    def score(self, critic: nn.Module) -> Any:
-        """The critic as a realism score per sample, for penalties: |S(x) - anchor| (0 is most real).
+    def anchor_distance(self, out: Tensor) -> Tensor:
+        """Squared distance of each encoding to the loss's anchor (the origin for losses without
+        one, such as ``contrastive``)."""
+        return squared_distance(out, float(getattr(self.loss.config, "anchor", 0.0)))
 
-        Losses without an anchor (``contrastive``) use the origin.
-        """
-        anchor = float(getattr(self.loss.config, "anchor", 0.0))
+    def score(self, critic: nn.Module) -> Any:
+        """The critic as a realism score per sample, for penalties: |S(x) - anchor| (0 is most real)."""
 
         def distance(x: Tensor) -> Tensor:
-            return ((critic(x).float() - anchor).pow(2).sum(1) + 1e-12).sqrt()
+            return (self.anchor_distance(critic(x)) + 1e-12).sqrt()
 
         return distance
 
@@ -160,9 +162,8 @@ class Siamese(Variant):
             source, fake = self._fakes(g, batch, ctx)
         real_out, fake_out = d(real), d(fake)
         terms = {"adv": self.loss.critic_loss(real_out, fake_out)}
-        anchor = float(getattr(self.loss.config, "anchor", 0.0))
-        stats = {"real_distance": (real_out.detach().float() - anchor).pow(2).sum(1).mean(),
-                 "fake_distance": (fake_out.detach().float() - anchor).pow(2).sum(1).mean()}
+        stats = {"real_distance": self.anchor_distance(real_out.detach()).mean(),
+                 "fake_distance": self.anchor_distance(fake_out.detach()).mean()}
         if c.mode == "translate":
             source_out = d(source)
             if c.travel_weight > 0:
