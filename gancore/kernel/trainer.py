@@ -8,6 +8,7 @@ the device: losses are accumulated as tensors and read once per ``log.every`` st
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import platform
@@ -345,10 +346,18 @@ class Trainer:
                 self._tb = None
             self.host.run_end(str(self.run_dir), self.step, status)
             if self.dist.enabled and status == "completed":
-                self.dist.barrier()
-                torch.distributed.destroy_process_group()
+                self._end_distributed()
         return TrainResult(self.step, time.perf_counter() - started, self._last_checkpoint,
                            self._last_samples)
+
+    def _end_distributed(self) -> None:
+        """Release the DDP wrappers (their reducers hold the process group and its gloo/NCCL
+        work) before every process ends the group together; a group torn down while they are
+        still alive, or left to interpreter shutdown, can abort a process after training ended."""
+        self._phase_nets = {}
+        gc.collect()
+        self.dist.barrier()
+        torch.distributed.destroy_process_group()
 
     def advance(self, steps: int, bar: Any = None) -> None:
         """Train ``steps`` iterations with the run's logging, evaluation, samples and checkpoints
