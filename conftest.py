@@ -1,10 +1,18 @@
-"""Repository-wide pytest set-up: the tests never write to the user's cache directory."""
+"""Repository-wide pytest set-up: the tests never write to the user's cache directory, and on CI
+(``CI`` set) hypothesis draws the same examples every run, so a landing is never decided by a
+new random draw (run without ``CI`` to explore: each run then draws new examples)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def pytest_configure(config) -> None:
