@@ -2,7 +2,8 @@
 with gancore's metrics, and print the numbers next to the targets of the variant issues.
 
     python benchmarks/quality/run.py                       # every installed variant, default budgets
-    python benchmarks/quality/run.py --only dcgan cgan     # some of them
+    python benchmarks/quality/run.py --only dcgan cgan     # some of them (their rows of the
+                                                           # results file are replaced, the rest kept)
     python benchmarks/quality/run.py --set wgan:train.steps=300   # a smaller budget for one entry
 
 Each entry is ``gancore run VARIANT`` with its defaults (plus the entry's own settings), then
@@ -25,12 +26,18 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from mixtures import TOY  # noqa: E402
 
 # (entry, variant, extra --set, metrics, targets: {value: (op, bound)}) from the variant issues.
 ENTRIES = [
     ("dcgan", "dcgan", [], ["fid", "kid", "inception-score"], {}),
     ("wgan-gp", "wgan", ["variant.mode=gp"], ["fid", "kid", "inception-score"], {}),
     ("wgan-gp grid", "wgan", ["variant.mode=gp", "data.name=gaussian-grid"], ["modes"],
+     {"modes": (">=", 25), "high_quality": (">=", 0.90)}),
+    # WGAN-GP with toy settings (lambda 1, Adam 2e-3 decayed linearly to 0; see benchmarks/mixtures.py)
+    ("wgan-gp grid toy", "wgan", ["variant.mode=gp", "data.name=gaussian-grid", "train.batch_size=256",
+                                  "train.steps=6000", *TOY], ["modes"],
      {"modes": (">=", 25), "high_quality": (">=", 0.90)}),
     ("cgan", "cgan", [], ["label-accuracy", "tstr", "fid"],
      {"label_accuracy": (">=", 0.95), "tstr": (">=", 0.85)}),
@@ -92,7 +99,7 @@ def main() -> None:
             print(json.dumps({k: row[k] for k in ("entry", "step", "values", "met")}), flush=True)
     machine = f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} threads"
     print(f"\nquality benchmark on {machine}, {args.n} samples per evaluation")
-    header = f"{'entry':<17} {'steps':>5} {'train s':>7}  " + " ".join(f"{k[:14]:>14}" for k in SHOWN) + "  targets"
+    header = f"{'entry':<18} {'steps':>5} {'train s':>7}  " + " ".join(f"{k[:14]:>14}" for k in SHOWN) + "  targets"
     print(header)
     for r in rows:
         cells = []
@@ -103,7 +110,13 @@ def main() -> None:
                 cell += " ok" if r["met"][k] else " NO"
             cells.append(f"{cell:>14}")
         targets = ", ".join(f"{k} {t}" for k, t in r["targets"].items()) or "-"
-        print(f"{r['entry']:<17} {r['step']:>5} {r['train_seconds']:>7.0f}  " + " ".join(cells) + f"  {targets}")
+        print(f"{r['entry']:<18} {r['step']:>5} {r['train_seconds']:>7.0f}  " + " ".join(cells) + f"  {targets}")
+    if args.only and args.out.exists():  # a partial run replaces its own rows, keeps the others
+        done = {r["entry"] for r in rows}
+        old = json.loads(args.out.read_text())["rows"]
+        order = [e[0] for e in ENTRIES]
+        rows = sorted([r for r in old if r["entry"] not in done] + rows,
+                      key=lambda r: order.index(r["entry"]) if r["entry"] in order else len(order))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine, "n": args.n, "rows": rows}, indent=2) + "\n")
     print(f"wrote {args.out}")
