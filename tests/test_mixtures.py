@@ -70,3 +70,45 @@ def test_modes_metric_needs_landmarks():
     assert out["total_modes"] == 25
     with pytest.raises(ConfigError, match="no mode centres"):
         Modes().compute(Context(TensorData(x=torch.zeros(3, 2)), torch.zeros(3, 2)))
+
+
+def test_the_user_guides_wgan_gp_toy_command_resolves_to_the_benchmarked_settings():
+    """The user guide's toy command and ``benchmarks/mixtures.py``'s ``wgan-gp-toy`` entry (the one
+    the grid target was measured with) must stay the same settings."""
+    import json
+    import re
+    import shlex
+    import sys
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from gancore.cli import cli
+
+    root = Path(__file__).resolve().parents[1]
+    guide = (root / "docs" / "user-guide.md").read_text()
+    block = re.search(r"capture all 25 modes.*?```bash\n(.*?)```", guide, re.S)
+    assert block, "the user guide lost its WGAN-GP toy command"
+    args = shlex.split(block.group(1).replace("\\\n", " "))
+    assert args[:3] == ["gancore", "run", "wgan"]
+    guide_cfg = CliRunner().invoke(cli, ["run", *args[2:], "--dry-run"])
+    assert guide_cfg.exit_code == 0, guide_cfg.output
+    cfg = json.loads(guide_cfg.output)
+    assert cfg["regularizers"] == [{**cfg["regularizers"][0], "name": "gradient-penalty", "weight": 1.0}]
+    for player in ("generator", "critic"):
+        assert cfg["optim"][player]["lr"] == 2e-3 and cfg["optim"][player]["schedule"] == "linear"
+        assert cfg["optim"][player]["decay_start"] == 0
+
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        from mixtures import COMMON, VARIANTS
+    finally:
+        sys.path.pop(0)
+    bench = VARIANTS["wgan-gp-toy"] + COMMON + ["--set", "train.steps=6000"]
+    bench_cfg = CliRunner().invoke(cli, ["run", *bench, "--dry-run"])
+    assert bench_cfg.exit_code == 0, bench_cfg.output
+    ignore = {"log", "eval"}
+    keep = {k: v for k, v in json.loads(bench_cfg.output).items() if k not in ignore}
+    guide_keep = {k: v for k, v in cfg.items() if k not in ignore}
+    keep["train"].pop("precision"), guide_keep["train"].pop("precision")  # auto is fp32 on the CPU
+    assert keep == guide_keep
