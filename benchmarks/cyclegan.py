@@ -28,19 +28,27 @@ sys.path.insert(0, str(HERE))
 from digit_judge import to_8x8  # noqa: E402
 
 
-def evaluate(run: Path, style: str) -> dict:
-    import torch
+def b_judge(style: str):
+    """The classifier of real domain-B digits that judges translations, its held-out accuracy on
+    real B, and the train and test ``digits-pair`` data it was made from."""
     from sklearn.linear_model import LogisticRegression
 
     from gancore.data.unpaired import DigitsPair
-    from gancore.errors import ConfigError
-    from gancore.inference import load_model, translate_images
-    from gancore.plugins import load_plugins
 
     train = DigitsPair(DigitsPair.Config(b_style=style, split="train")).load()
     test = DigitsPair(DigitsPair.Config(b_style=style, split="test")).load()
     judge = LogisticRegression(max_iter=3000, C=0.5).fit(to_8x8(train.x_b), train.y_b.numpy())
-    judge_acc = float(judge.score(to_8x8(test.x_b), test.y_b.numpy()))
+    return judge, float(judge.score(to_8x8(test.x_b), test.y_b.numpy())), train, test
+
+
+def evaluate(run: Path, style: str) -> dict:
+    import torch
+
+    from gancore.errors import ConfigError
+    from gancore.inference import load_model, translate_images
+    from gancore.plugins import load_plugins
+
+    judge, judge_acc, _, test = b_judge(style)
     model, ckpt = load_model(load_plugins(), run)
     fake_b = translate_images(model, test.x, "a2b")
     try:

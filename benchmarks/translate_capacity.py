@@ -1,12 +1,12 @@
 """Can the translators' generators represent a restyling at all? Train them *with pairs*.
 
 A diagnostic for the unpaired benchmarks (``cyclegan.py``, ``siamese.py translate``): the same
-generator architectures, trained supervised on (digit, its own restyled copy) pairs of the
-``digits`` train split with an L1 loss (Adam 2e-4 (0.5, 0.999), batch 16), then judged like the
-unpaired runs: the held-out digits are translated and a classifier trained on *real* restyled
-digits says whether each translation is still its digit. A high score here and a low one in the
-unpaired benchmark means the networks can do the mapping and the unpaired objective does not find
-it, not that the networks are too small.
+generator architectures, trained supervised on (digit, its own restyled copy) pairs made from
+``digits-pair``'s domain-A train images with an L1 loss (Adam 2e-4 (0.5, 0.999), batch 16), then
+judged exactly like the unpaired runs: the held-out A digits are translated and ``cyclegan.py``'s
+classifier of *real* domain-B digits says whether each translation is still its digit. A high
+score here and a low one in the unpaired benchmark means the networks can do the mapping and
+the unpaired objective does not find it, not that the networks are too small.
 
     python benchmarks/translate_capacity.py --style rotate
 """
@@ -22,6 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from cyclegan import b_judge  # noqa: E402
 from digit_judge import to_8x8  # noqa: E402
 
 GENERATORS = {
@@ -45,16 +46,12 @@ def build(name: str):
 
 def run(name: str, style: str, steps: int, seed: int) -> dict:
     import torch
-    from sklearn.linear_model import LogisticRegression
 
-    from gancore.data.digits import Digits, digits_split
     from gancore.data.unpaired import restyle
 
+    judge, _, train, test = b_judge(style)
+    xa, xb = train.x, restyle(train.x, style)
     torch.manual_seed(seed)
-    digits = Digits(Digits.Config(image_size=32)).load()
-    train, test = digits_split(len(digits), "train"), digits_split(len(digits), "test")
-    xa, xb = digits.x[train], restyle(digits.x[train], style)
-    judge = LogisticRegression(max_iter=3000, C=0.5).fit(to_8x8(xb), digits.y[train].numpy())
     g = build(name)
     opt = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
     started = time.perf_counter()
@@ -66,9 +63,9 @@ def run(name: str, style: str, steps: int, seed: int) -> dict:
         opt.step()
     g.eval()
     with torch.no_grad():
-        out = g(digits.x[test])
-    preservation = float((judge.predict(to_8x8(out)) == digits.y[test].numpy()).mean())
-    test_l1 = float((out - restyle(digits.x[test], style)).abs().mean())
+        out = g(test.x)
+    preservation = float((judge.predict(to_8x8(out)) == test.y.numpy()).mean())
+    test_l1 = float((out - restyle(test.x, style)).abs().mean())
     return {"generator": name, "architecture": GENERATORS[name], "b_style": style, "steps": steps,
             "paired_preservation": preservation, "test_l1": test_l1,
             "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__}
