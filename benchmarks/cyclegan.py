@@ -13,6 +13,7 @@ mean |F(G(a)) - a| (images in [-1, 1]) and the training seconds per iteration.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -28,9 +29,10 @@ sys.path.insert(0, str(HERE))
 from digit_judge import to_8x8  # noqa: E402
 
 
+@functools.cache
 def b_judge(style: str):
     """The classifier of real domain-B digits that judges translations, its held-out accuracy on
-    real B, and the train and test ``digits-pair`` data it was made from."""
+    real B, and the train and test ``digits-pair`` data it was made from (once per style)."""
     from sklearn.linear_model import LogisticRegression
 
     from gancore.data.unpaired import DigitsPair

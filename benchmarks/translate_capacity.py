@@ -25,23 +25,24 @@ sys.path.insert(0, str(HERE))
 from cyclegan import b_judge  # noqa: E402
 from digit_judge import to_8x8  # noqa: E402
 
-GENERATORS = {
-    # name: (description, builder)
-    "cyclegan-global": "ResNet, 2 stride-2 stages, 3 blocks, width 16 (cyclegan with the paper's downsampling)",
-    "cyclegan-default": "ResNet, no downsampling, 2 blocks, width 16 (cyclegan's default for 32x32 digits)",
-    "siamese-unet5": "U-Net depth 5, width 32 (1x1 bottleneck: sees the whole image)",
-    "siamese-default": "U-Net depth 3, width 32 (siamese translate's default)",
-}
 
-
-def build(name: str):
+def _generators() -> dict:
+    """name -> (description, builder) of the generators the unpaired benchmarks train."""
     from gancore.nets import ResnetGenerator, UNetGenerator
 
-    if name == "cyclegan-global":
-        return ResnetGenerator(1, 1, 16, 3, downsampling=2)
-    if name == "cyclegan-default":
-        return ResnetGenerator(1, 1, 16, 2, downsampling=0)
-    return UNetGenerator(1, 1, 32, 5 if name == "siamese-unet5" else 3, image_size=32)
+    return {
+        "cyclegan-global": ("ResNet, 2 stride-2 stages, 3 blocks, width 16 (cyclegan with the paper's downsampling)",
+                            lambda: ResnetGenerator(1, 1, 16, 3, downsampling=2)),
+        "cyclegan-default": ("ResNet, no downsampling, 2 blocks, width 16 (cyclegan's default for 32x32 digits)",
+                             lambda: ResnetGenerator(1, 1, 16, 2, downsampling=0)),
+        "siamese-unet5": ("U-Net depth 5, width 32 (1x1 bottleneck: sees the whole image)",
+                          lambda: UNetGenerator(1, 1, 32, 5, image_size=32)),
+        "siamese-default": ("U-Net depth 3, width 32 (siamese translate's default)",
+                            lambda: UNetGenerator(1, 1, 32, 3, image_size=32)),
+    }
+
+
+GENERATORS = _generators()
 
 
 def run(name: str, style: str, steps: int, seed: int) -> dict:
@@ -52,7 +53,8 @@ def run(name: str, style: str, steps: int, seed: int) -> dict:
     judge, _, train, test = b_judge(style)
     xa, xb = train.x, restyle(train.x, style)
     torch.manual_seed(seed)
-    g = build(name)
+    architecture, builder = GENERATORS[name]
+    g = builder()
     opt = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
     started = time.perf_counter()
     for _ in range(steps):
@@ -66,7 +68,7 @@ def run(name: str, style: str, steps: int, seed: int) -> dict:
         out = g(test.x)
     preservation = float((judge.predict(to_8x8(out)) == test.y.numpy()).mean())
     test_l1 = float((out - restyle(test.x, style)).abs().mean())
-    return {"generator": name, "architecture": GENERATORS[name], "b_style": style, "steps": steps,
+    return {"generator": name, "architecture": architecture, "b_style": style, "steps": steps,
             "paired_preservation": preservation, "test_l1": test_l1,
             "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__}
 
