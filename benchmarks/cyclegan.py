@@ -58,9 +58,11 @@ def evaluate(run: Path, style: str) -> dict:
     except ConfigError:  # one-way translators (siamese) have no B -> A generator
         reconstruction = None
     preservation = float((judge.predict(to_8x8(fake_b)) == test.y.numpy()).mean())
+    init = json.loads((run / "init.json").read_text()) if (run / "init.json").exists() else {}
     return {"b_style": style, "step": ckpt.step, "preservation": preservation,
             "judge_accuracy_on_real_b": judge_acc, "reconstruction_l1": reconstruction,
-            "n_test": len(test.x), "torch": torch.__version__}
+            "n_test": len(test.x), "orientation": init.get("orientation", {}).get("summary", "off"),
+            "torch": torch.__version__}
 
 
 def main() -> None:

@@ -11,11 +11,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from gancore.data import TensorData
 
 
 class Settings(BaseModel):
@@ -252,6 +255,18 @@ class Variant(ABC):
     @abstractmethod
     def build(self) -> Players:
         """Create the networks, freshly initialised (the kernel seeds the RNG first)."""
+
+    def initialize(self, nets: Players, data: TensorData) -> dict[str, Any]:
+        """Data-dependent set-up of freshly built networks (nothing by default).
+
+        Called once per fresh run, on every process, after :meth:`build` and before the
+        networks move to the device, with the whole training set. A resumed run does not call
+        it and restores the networks from the checkpoint, so whatever this sets must live in
+        parameters or buffers. Returns JSON-ready facts to report: the trainer writes them to
+        ``init.json`` in the run directory and prints one line per key (a dict's ``"summary"``
+        entry when it has one).
+        """
+        return {}
 
     @abstractmethod
     def critic_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:

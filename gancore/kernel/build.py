@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
 from gancore.config import OptimizerSettings, RunConfig
+from gancore.data import TensorData
 from gancore.errors import ConfigError
 from gancore.interfaces import DataSpec, Loss, Players, Regularizer, Variant
 
@@ -23,10 +25,15 @@ class Model:
     ema: nn.Module | None
     device: torch.device
     channels_last: bool = False
+    init_info: dict[str, Any] = field(default_factory=dict)
+    """What the variant's data-dependent :meth:`~gancore.interfaces.Variant.initialize` reported."""
 
 
-def build_model(cfg: RunConfig, spec: DataSpec, device: torch.device) -> Model:
-    """Seed, build the variant's networks, attach regularizers, move to ``device``."""
+def build_model(cfg: RunConfig, spec: DataSpec, device: torch.device, data: TensorData | None = None) -> Model:
+    """Seed, build the variant's networks, attach regularizers, move to ``device``.
+
+    With ``data`` (a fresh training run) the variant's data-dependent ``initialize`` runs on the
+    new networks first; without it (resume, inference) the checkpoint supplies that state."""
     if cfg.variant_cls.conditional and spec.num_classes == 0:
         raise ConfigError(
             f"data.name: variant {cfg.variant_cls.name!r} is conditional and needs labelled "
@@ -36,6 +43,7 @@ def build_model(cfg: RunConfig, spec: DataSpec, device: torch.device) -> Model:
     variant: Variant = cfg.variant_cls(cfg.variant, spec, loss)
     torch.manual_seed(cfg.train.seed)
     nets = variant.build()
+    init_info = variant.initialize(nets, data) if data is not None else {}
     regularizers: list[Regularizer] = [cls(settings) for cls, settings in cfg.regularizers]
     for reg in regularizers:
         nets.critic = reg.attach(nets.critic)
@@ -46,7 +54,7 @@ def build_model(cfg: RunConfig, spec: DataSpec, device: torch.device) -> Model:
     if cfg.train.ema is not None:
         ema = copy.deepcopy(nets.generator).eval().requires_grad_(False)
     return Model(variant=variant, nets=nets, regularizers=regularizers, ema=ema, device=device,
-                 channels_last=memory_format == torch.channels_last)
+                 channels_last=memory_format == torch.channels_last, init_info=init_info)
 
 
 #: Layers whose CPU kernels are slower in channels-last (measured: CycleGAN's instance norm and

@@ -141,7 +141,13 @@ class Trainer:
         data: TensorData = cfg.data_cls(cfg.data).load()
         self.spec = data.spec
         self.landmarks = data.landmarks
-        self.model: Model = build_model(cfg, data.spec, self.device)
+        self.model: Model = build_model(cfg, data.spec, self.device, data=None if resume else data)
+        if self.model.init_info:
+            for key, value in self.model.init_info.items():
+                summary = value.get("summary", value) if isinstance(value, dict) else value
+                self.echo(f"initialize: {key}: {summary}")
+            if self.dist.main:
+                ck.write_text_atomic(json.dumps(self.model.init_info, indent=2) + "\n", self.run_dir / "init.json")
         nets = self.model.nets
         variant = self.model.variant
         self.players = {

@@ -221,3 +221,42 @@ def test_a_short_real_run_learns_to_invert(tmp_path):
     to_a = translate_images(model, test.x_b[:64], "b2a")
     assert test.x.mean() < -0.3 and to_b.mean() > 0.2, to_b.mean()  # white background, like B
     assert test.x_b.mean() > 0.3 and to_a.mean() < -0.2, to_a.mean()
+
+
+def test_orientation_is_found_checkpointed_and_not_searched_again_on_resume(tmp_path, monkeypatch):
+    import json
+
+    import gancore_cyclegan
+
+    host = load_plugins()
+    over = {**TINY, "data.image_size": 16, "data.b_style": "rotate", "log.checkpoint_every": 2}
+    trainer = train(host, make_config(host, "cyclegan", {**over, "train.steps": 2}), tmp_path / "run")
+    found = json.loads((tmp_path / "run" / "init.json").read_text())["orientation"]
+    assert (found["angle"], found["mirror"], found["identity"]) == (90.0, False, False)
+    g = trainer.model.nets.generator
+    x = torch.randn(2, 1, 16, 16)
+    assert torch.equal(g["a2b"](x, orient=False), g["a2b"].net(x))
+    assert torch.equal(g["a2b"](x), g["a2b"].net(torch.rot90(x, 1, dims=(2, 3))))
+    assert torch.equal(g["b2a"](x), g["b2a"].net(torch.rot90(x, -1, dims=(2, 3))))
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("a resumed run must take the orientation from its checkpoint")
+
+    monkeypatch.setattr(gancore_cyclegan, "orient_generators", no_search)
+    resumed = train(host, make_config(host, "cyclegan", {**over, "train.steps": 4}), tmp_path / "run", resume=True)
+    assert torch.equal(resumed.model.nets.generator["a2b"].matrix, g["a2b"].matrix)
+    model, _ = load_model(host, tmp_path / "run")  # what gancore translate uses
+    assert model.nets.generator["a2b"].active and torch.equal(model.nets.generator["b2a"].matrix,
+                                                             g["b2a"].matrix)
+
+
+def test_style_only_domains_keep_the_identity_and_orient_off_skips_the_search(tmp_path):
+    import json
+
+    host = load_plugins()
+    trainer = train(host, make_config(host, "cyclegan", {**TINY, "train.steps": 1}), tmp_path / "invert")
+    assert json.loads((tmp_path / "invert" / "init.json").read_text())["orientation"]["identity"]
+    assert not trainer.model.nets.generator["a2b"].active
+    over = {**TINY, "train.steps": 1, "data.b_style": "rotate", "variant.orient": "off"}
+    trainer = train(host, make_config(host, "cyclegan", over), tmp_path / "off")
+    assert not (tmp_path / "off" / "init.json").exists() and not trainer.model.nets.generator["a2b"].active

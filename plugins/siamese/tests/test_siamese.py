@@ -170,3 +170,14 @@ def test_mode_and_data_mismatches_are_one_line_errors(tmp_path, sets, match):
     assert result.exit_code == 2, result.output
     assert match in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_translate_mode_puts_the_found_orientation_in_front_of_g(tmp_path):
+    host = load_plugins()
+    trainer = train(host, make_config(host, "siamese", {**TRANSLATE, "data.b_style": "rotate"}), tmp_path / "t")
+    g = trainer.model.nets.generator
+    x = torch.randn(2, 1, 16, 16)
+    assert g.active and torch.equal(g(x), g.net(torch.rot90(x, 1, dims=(2, 3))))
+    assert '"angle": 90.0' in (tmp_path / "t" / "init.json").read_text()
+    train(host, make_config(host, "siamese", {**SMALL, **TINY}), tmp_path / "g")  # generate mode: no search
+    assert not (tmp_path / "g" / "init.json").exists()
