@@ -129,3 +129,14 @@ def test_oriented_state_travels_through_state_dict_and_deepcopy():
     g.set_matrix(orientation_matrix(0))
     fresh.load_state_dict(g.state_dict())
     assert not fresh.active
+
+
+def test_too_few_images_are_not_searched():
+    from gancore.data import TensorData
+    from gancore.nets.orient import orient_generators
+
+    g = Oriented(_Probe())
+    data = TensorData(x=torch.randn(5, 1, 8, 8), x_b=torch.randn(40, 1, 8, 8))
+    report = orient_generators(data, g)
+    assert report["orientation"]["identity"] and "fewer than 16" in report["orientation"]["summary"]
+    assert not g.active

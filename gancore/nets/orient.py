@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from gancore.data import TensorData
 
 #: Images drawn from each domain for the search.
-SAMPLES = 512
+SAMPLES = 256
+#: Fewer images than this in either domain: no search (the discrepancy would be noise).
+MIN_IMAGES = 16
 #: Side of the grayscale copies that are turned (larger images are averaged down first).
 WORK_SIDE = 32
 #: Side of the edge-strength maps compared.
@@ -128,7 +130,7 @@ class Orientation:
                 "mmd2": self.distance, "mmd2_identity": self.identity_distance, "identity": self.is_identity}
 
 
-def find_orientation(a: Tensor, b: Tensor, *, seed: int = 0, samples: int = SAMPLES, coarse: float = 5.0,
+def find_orientation(a: Tensor, b: Tensor, *, seed: int = 0, samples: int = SAMPLES, coarse: float = 10.0,
                      fine: float = 1.0, min_gain: float = 0.5, floor: float = 0.01) -> Orientation:
     """The orientation (turn, optional mirror) of A's images that best matches B's distribution.
 
@@ -226,6 +228,9 @@ def orient_generators(data: TensorData, a2b: Oriented, b2a: Oriented | None = No
     (``a2b`` gets it, ``b2a`` its inverse); the report for :meth:`Variant.initialize`."""
     if data.x_b is None:
         raise ValueError("orient_generators needs two-domain data")
+    if min(len(data.x), len(data.x_b)) < MIN_IMAGES:
+        return {"orientation": {"summary": f"not searched: a domain has fewer than {MIN_IMAGES} images",
+                                "identity": True}}
     found = find_orientation(data.x, data.x_b)
     a2b.set_matrix(found.matrix())
     if b2a is not None:
