@@ -4,8 +4,8 @@ Two unpaired domains can differ by a global geometric change as well as by style
 may be A's turned a quarter, or mirrored. Adversarial + cycle (or TraVeL) objectives do not find
 such a change: a convolutional generator starts near a local restyling, and every class
 permutation composed with the change fits B's distribution equally well, so training settles on
-a wrong one (measured: 19% label preservation on digits <-> quarter-turned digits, against 96%
-when the same generator is trained with pairs; benchmarks/README.md).
+a wrong one (measured: 19% label preservation on digits <-> quarter-turned digits, against
+95-97% when generators that see the whole image are trained with pairs; benchmarks/README.md).
 
 :func:`find_orientation` looks for the rotation (any angle) and optional mirror that make A's
 images distributed most like B's, by the maximum mean discrepancy between the two image sets'
@@ -179,9 +179,10 @@ class Oriented(nn.Module):
     """``net`` applied after a fixed orientation change of its input.
 
     The change is a ``[2, 3]`` sampling matrix kept as a buffer (so checkpoints, resume, EMA and
-    ``gancore translate`` carry it); the identity is skipped and quarter turns and mirrors move
-    pixels exactly (``torch.rot90``/``flip``), other angles are resampled bilinearly. ``forward(x, orient=False)``
-    runs ``net`` alone, for losses stated in the output domain's frame (CycleGAN's identity loss).
+    ``gancore translate`` carry it); the identity is skipped, quarter turns and mirrors move
+    pixels exactly (``torch.rot90``/``flip``), other angles are resampled bilinearly.
+    ``forward(x, orient=False)`` runs ``net`` alone, for losses stated in the output domain's
+    frame (CycleGAN's identity loss).
     """
 
     def __init__(self, net: nn.Module) -> None:
