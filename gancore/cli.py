@@ -92,17 +92,20 @@ def cli() -> None:
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out from its latest checkpoint (its config.json is the "
                    "base; --config and --set apply on top, e.g. more train.steps).")
+@click.option("--preset", metavar="NAME",
+              help="One of the variant's named bundles of settings (e.g. larger images and networks for a "
+                   "GPU; `gancore config VARIANT` lists them), under --config and --set.")
 @click.option("--dry-run", is_flag=True, help="Resolve and print the config, then stop.")
 @click.option("--nproc", type=click.IntRange(1, 1024), default=1, show_default=True,
               help="Processes on this machine (torch.distributed through torchrun; one per GPU, or gloo "
                    "on the CPU). train.batch_size is per process.")
 def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str | None,
-        resume: bool, dry_run: bool, nproc: int) -> None:
+        resume: bool, preset: str | None, dry_run: bool, nproc: int) -> None:
     """Train VARIANT (e.g. `gancore run dcgan`) and write a run directory: config.json,
     metrics.jsonl, samples/step_*.png and checkpoints/step_*.safetensors."""
     import os
 
-    from gancore.config import build_raw, resolve
+    from gancore.config import build_raw, preset_sets, resolve
 
     if resume and out is None:
         raise click.UsageError("--resume needs --out RUN_DIR")
@@ -111,9 +114,11 @@ def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str |
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1 and not dry_run:
         from gancore.kernel.distributed import launch
 
-        resolve(host(), build_raw(variant, config_file), sets)  # one clear error here, not one per process
+        # one clear error here, not one per process
+        resolve(host(), build_raw(variant, config_file, preset=preset_sets(host(), variant, preset)), sets)
         out = out or str(Path("runs") / f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}")
         args = [variant, "--out", out, *(["--config", config_file] if config_file else []),
+                *(["--preset", preset] if preset else []),
                 *[a for s in sets for a in ("--set", s)], *(["--resume"] if resume else [])]
         launch(nproc, args)
         return
@@ -123,7 +128,10 @@ def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str |
         if not cfg_path.is_file():
             raise ConfigError(f"--resume: {out} holds no run to resume (no config.json)")
         base = json.loads(cfg_path.read_text())
-    cfg = resolve(host(), build_raw(variant, config_file, base=base), sets)
+    chosen = preset_sets(host(), variant, preset)
+    cfg = resolve(host(), build_raw(variant, config_file, base=base, preset=chosen), sets)
+    if chosen and os.environ.get("RANK", "0") == "0":
+        click.echo(f"preset {preset}: {' '.join(chosen)}", err=True)
     if dry_run:
         click.echo(json.dumps(cfg.to_dict(), indent=2))
         return
@@ -175,17 +183,24 @@ def list_(kind: str | None) -> None:
 @click.argument("variant")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Overrides to apply first (e.g. a variant's mode changes its defaults).")
+@click.option("--preset", metavar="NAME", help="Show the settings with this preset applied.")
 @click.option("--json", "as_json", is_flag=True, help="Print the resolved config as JSON.")
-def config(variant: str, sets: tuple[str, ...], as_json: bool) -> None:
-    """Print VARIANT's settings with their defaults and descriptions."""
+def config(variant: str, sets: tuple[str, ...], preset: str | None, as_json: bool) -> None:
+    """Print VARIANT's settings with their defaults and descriptions, and its presets."""
     from gancore.confdoc import describe
-    from gancore.config import build_raw, resolve
+    from gancore.config import build_raw, preset_sets, resolve
 
-    cfg = resolve(host(), build_raw(variant), sets)
+    cfg = resolve(host(), build_raw(variant, preset=preset_sets(host(), variant, preset)), sets)
     if as_json:
         click.echo(json.dumps(cfg.to_dict(), indent=2))
-    else:
-        click.echo(describe(cfg))
+        return
+    click.echo(describe(cfg))
+    presets = cfg.variant_cls.presets
+    if presets:
+        click.echo("\n# presets (gancore run VARIANT --preset NAME; --config and --set apply on top):")
+        for name, p in presets.items():
+            click.echo(f"#   {name}: {p.doc}")
+            click.echo(f"#     {' '.join(f'{k}={json.dumps(v)}' for k, v in p.settings.items())}")
 
 
 # -- sampling ----------------------------------------------------------------------------------

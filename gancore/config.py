@@ -407,13 +407,31 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
     )
 
 
+def preset_sets(host: PluginHost, variant: str, preset: str | None) -> list[str]:
+    """The ``--set`` assignments of ``variant``'s preset ``preset`` (none for None)."""
+    if preset is None:
+        return []
+    try:
+        presets = host.variants.get(variant).presets
+    except PluginError as exc:
+        raise ConfigError(f"variant: {exc}") from None
+    if preset not in presets:
+        known = f"its presets: {', '.join(presets)}" if presets else "it has none"
+        raise ConfigError(f"--preset: {variant} has no preset {preset!r} ({known})")
+    return [f"{key}={json.dumps(value)}" for key, value in presets[preset].settings.items()]
+
+
 def build_raw(
     variant: str | None,
     config_file: str | Path | None = None,
     base: dict[str, Any] | None = None,
+    preset: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Merge ``base`` (a resumed run's config) and a config file; pass ``--set`` to :func:`resolve`."""
+    """Merge ``base`` (a resumed run's config), a preset's assignments (:func:`preset_sets`) and
+    a config file, in that order; pass ``--set`` to :func:`resolve`."""
     raw: dict[str, Any] = _normalise(base or {})
+    for assignment in preset:
+        apply_set(raw, assignment)
     if config_file is not None:
         raw = deep_merge(raw, _normalise(load_file(config_file)))
     if variant is not None:

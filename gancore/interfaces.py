@@ -225,6 +225,20 @@ class DataSpec:
     """2 for unpaired two-domain data (batches then carry ``x_b``)."""
 
 
+@dataclass(frozen=True)
+class Preset:
+    """A variant's named bundle of settings, e.g. larger networks and images for a GPU.
+
+    ``settings`` maps dotted keys to values (``{"data.image_size": 128}``); ``--preset NAME``
+    puts them over the variant's defaults and under the user's ``--config`` file and ``--set``
+    values, so any of them can still be overridden. ``doc`` is the line ``gancore config VARIANT``
+    shows.
+    """
+
+    doc: str
+    settings: dict[str, Any]
+
+
 class Variant(ABC):
     """A GAN family: its settings, its networks, and what each player minimises.
 
@@ -236,6 +250,8 @@ class Variant(ABC):
     Config: ClassVar[type[Settings]] = NoSettings
     conditional: ClassVar[bool] = False
     """True when the variant needs labelled data."""
+    presets: ClassVar[dict[str, Preset]] = {}
+    """Named bundles of settings for other scales (``gancore run VARIANT --preset NAME``)."""
 
     def __init__(self, config: Settings, data: DataSpec, loss: Loss) -> None:
         self.config = config

@@ -33,6 +33,7 @@ from gancore import (
     ConfigError,
     PenaltyInput,
     Players,
+    Preset,
     Settings,
     StepContext,
     StepOutput,
@@ -96,11 +97,28 @@ class CycleGANSettings(Settings):
     orient: Orient = orient_field()
 
 
+#: The paper's networks and lambda, shared by the GPU presets.
+PAPER_NETWORKS = {"variant.generator_width": 64, "variant.generator_downsampling": 2,
+                  "variant.critic_width": 64, "variant.critic_layers": 3, "variant.cycle_weight": 10.0}
+
+
 class CycleGAN(Variant):
     """CycleGAN: two generators, two PatchGAN critics, cycle and identity losses."""
 
     name = "cyclegan"
     Config = CycleGANSettings
+    presets = {
+        "gpu": Preset("128x128 images on one GPU: the paper's 128-pixel networks (two stride-2 stages, "
+                      "6 residual blocks, 70x70-style PatchGAN), lambda 10, batch 4, 20,000 steps",
+                      {"data.image_size": 128, **PAPER_NETWORKS, "variant.residual_blocks": 6,
+                       "train.batch_size": 4, "train.steps": 20000, "log.sample_every": 1000,
+                       "log.checkpoint_every": 2000}),
+        "paper": Preset("Zhu et al.'s 256x256 set-up: 9 residual blocks, batch 1, 200,000 steps (200 epochs of "
+                        "a 1,000-image domain, the rate decaying over the second half)",
+                        {"data.image_size": 256, **PAPER_NETWORKS, "variant.residual_blocks": 9,
+                         "train.batch_size": 1, "train.steps": 200000, "log.sample_every": 5000,
+                         "log.checkpoint_every": 10000}),
+    }
 
     @classmethod
     def defaults(cls, config: Settings) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from gancore import (
     ConfigError,
     PenaltyInput,
     Players,
+    Preset,
     Settings,
     StepContext,
     StepOutput,
@@ -107,6 +108,19 @@ class Siamese(Variant):
 
     name = "siamese"
     Config = SiameseSettings
+    presets = {
+        "gpu": Preset("generate at 64x64 on one GPU: networks 64 wide with self-attention (seed 000's "
+                      "choice), batch 64, 20,000 steps",
+                      {"data.image_size": 64, "variant.generator_width": 64, "variant.critic_width": 64,
+                       "variant.self_attention": True, "train.batch_size": 64, "train.steps": 20000,
+                       "log.sample_every": 1000, "log.checkpoint_every": 2000}),
+        "gpu-translate": Preset("translate at 128x128 on one GPU: a U-Net of depth 7 (1x1 bottleneck), "
+                                "networks 64 wide, batch 16, 20,000 steps",
+                                {"variant.mode": "translate", "data.image_size": 128, "variant.unet_depth": 7,
+                                 "variant.generator_width": 64, "variant.critic_width": 64,
+                                 "train.batch_size": 16, "train.steps": 20000, "log.sample_every": 1000,
+                                 "log.checkpoint_every": 2000}),
+    }
 
     @classmethod
     def defaults(cls, config: Settings) -> dict[str, Any]:
