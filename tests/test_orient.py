@@ -140,3 +140,21 @@ def test_too_few_images_are_not_searched():
     report = orient_generators(data, g)
     assert report["orientation"]["identity"] and "fewer than 16" in report["orientation"]["summary"]
     assert not g.active
+
+
+def test_photos_of_different_content_keep_the_identity():
+    """scikit-learn's two bundled photos (a temple, a flower): crops of one against crops of the
+    other differ in content, not orientation, and no turn or mirror is adopted either way."""
+    import numpy as np
+    from sklearn.datasets import load_sample_images
+
+    def crops(img: np.ndarray, seed: int, n: int = 300, size: int = 64) -> torch.Tensor:
+        rng = np.random.default_rng(seed)
+        h, w, _ = img.shape
+        at = [(rng.integers(0, h - size), rng.integers(0, w - size)) for _ in range(n)]
+        x = np.stack([img[y:y + size, x:x + size] for y, x in at])
+        return torch.tensor(x).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+    china, flower = (crops(img, seed) for seed, img in enumerate(load_sample_images().images))
+    assert find_orientation(china, flower).is_identity
+    assert find_orientation(flower, china).is_identity
