@@ -15,7 +15,18 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from gancore import Batch, ConfigError, PenaltyInput, Players, Settings, StepContext, StepOutput, Variant, hookimpl
+from gancore import (
+    Batch,
+    ConfigError,
+    PenaltyInput,
+    Players,
+    Preset,
+    Settings,
+    StepContext,
+    StepOutput,
+    Variant,
+    hookimpl,
+)
 from gancore.games import dcgan_defaults
 from gancore_cgan.nets import ConcatCritic, ConditionalGenerator, ProjectionCritic
 
@@ -44,6 +55,12 @@ class CGAN(Variant):
 
     name = "cgan"
     Config = CGANSettings
+    presets = {
+        "gpu": Preset("64x64 on one GPU: networks 64 wide, batch 128, 20,000 steps",
+                      {"data.image_size": 64, "variant.generator_width": 64, "variant.critic_width": 64,
+                       "train.batch_size": 128, "train.steps": 20000, "log.sample_every": 1000,
+                       "log.checkpoint_every": 2000}),
+    }
     conditional = True
 
     @classmethod

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
-from gancore import Players, Settings, hookimpl
+from gancore import Players, Preset, Settings, hookimpl
 from gancore.games import NoiseGame, dcgan_defaults, standard_players
 
 
@@ -36,6 +36,12 @@ class DCGAN(NoiseGame):
 
     name = "dcgan"
     Config = DCGANSettings
+    presets = {
+        "gpu": Preset("64x64 on one GPU: the DCGAN paper's 64-pixel networks (ngf = ndf = 64), batch 128, 20,000 steps",
+                      {"data.image_size": 64, "variant.generator_width": 64, "variant.critic_width": 64,
+                       "train.batch_size": 128, "train.steps": 20000, "log.sample_every": 1000,
+                       "log.checkpoint_every": 2000}),
+    }
 
     @classmethod
     def defaults(cls, config: Settings) -> dict[str, Any]:

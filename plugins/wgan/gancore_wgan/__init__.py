@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from gancore import Batch, Players, Settings, StepContext, StepOutput, hookimpl
+from gancore import Batch, Players, Preset, Settings, StepContext, StepOutput, hookimpl
 from gancore.games import NoiseGame, standard_players
 
 
@@ -53,6 +53,13 @@ class WGAN(NoiseGame):
 
     name = "wgan"
     Config = WGANSettings
+    presets = {
+        "gpu": Preset("64x64 on one GPU: networks 64 wide, batch 64, 20,000 generator steps (each with the "
+                      "mode's critic steps)",
+                      {"data.image_size": 64, "variant.generator_width": 64, "variant.critic_width": 64,
+                       "train.batch_size": 64, "train.steps": 20000, "log.sample_every": 1000,
+                       "log.checkpoint_every": 2000}),
+    }
 
     @classmethod
     def defaults(cls, config: Settings) -> dict[str, Any]:
