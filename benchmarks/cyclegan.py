@@ -35,7 +35,7 @@ def b_judge(style: str):
     real B, and the train and test ``digits-pair`` data it was made from (once per style)."""
     from sklearn.linear_model import LogisticRegression
 
-    from gancore.data.unpaired import DigitsPair
+    from gancore.translation.sources import DigitsPair
 
     train = DigitsPair(DigitsPair.Config(b_style=style, split="train")).load()
     test = DigitsPair(DigitsPair.Config(b_style=style, split="test")).load()

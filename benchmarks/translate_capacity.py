@@ -48,7 +48,7 @@ GENERATORS = _generators()
 def run(name: str, style: str, steps: int, seed: int) -> dict:
     import torch
 
-    from gancore.data.unpaired import restyle
+    from gancore.translation.sources import restyle
 
     judge, _, train, test = b_judge(style)
     xa, xb = train.x, restyle(train.x, style)

@@ -24,16 +24,17 @@ from gancore.interfaces import (  # noqa: E402
     DataSpec,
     Generator,
     Loss,
+    Networks,
     NoSettings,
     PenaltyInput,
+    PenaltySettings,
     Players,
-    Preset,
     Regularizer,
     Settings,
     StepContext,
     StepOutput,
-    Variant,
 )
+from gancore.variant import InitReport, Phase, Preset, Variant  # noqa: E402
 from gancore.metrics import Metric  # noqa: E402
 
 __version__ = "0.1.0"
@@ -48,10 +49,14 @@ __all__ = [
     "GancoreError",
     "Generator",
     "ImageSettings",
+    "InitReport",
     "Loss",
     "Metric",
+    "Networks",
     "NoSettings",
     "PenaltyInput",
+    "PenaltySettings",
+    "Phase",
     "Players",
     "PluginError",
     "Preset",

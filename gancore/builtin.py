@@ -6,11 +6,11 @@ from gancore import hookimpl
 from gancore.data.digits import Digits
 from gancore.data.image_folder import ImageFolder
 from gancore.data.mixtures import GaussianGrid, GaussianRing
-from gancore.data.unpaired import DigitsPair, Unpaired
 from gancore.losses import BUILTIN_LOSSES
 from gancore.metrics.modes import Modes
 from gancore.metrics.quality import BUILTIN_METRICS
 from gancore.regularizers import BUILTIN_REGULARIZERS
+from gancore.translation import TRANSLATION_METRICS, DigitsPair, Unpaired
 
 
 @hookimpl
@@ -30,4 +30,4 @@ def gancore_register_regularizers() -> list[type]:
 
 @hookimpl
 def gancore_register_metrics() -> list[type]:
-    return [Modes, *BUILTIN_METRICS]
+    return [Modes, *BUILTIN_METRICS, *TRANSLATION_METRICS]

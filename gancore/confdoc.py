@@ -16,7 +16,10 @@ def _value(value: Any) -> str:
     return json.dumps(value)
 
 
-def _lines(model: BaseModel, cls: type[BaseModel], skip: tuple[str, ...] = ()) -> list[str]:
+def _lines(model: BaseModel, cls: type[BaseModel], skip: tuple[str, ...] = (), section: str = "",
+           marks: dict[str, str] | None = None) -> list[str]:
+    """One ``key = value  # description`` line per setting; a key in ``marks`` (dotted, under
+    ``section``) gets its note in front of the description."""
     out = []
     for name, field in cls.model_fields.items():
         if name in skip:
@@ -25,6 +28,9 @@ def _lines(model: BaseModel, cls: type[BaseModel], skip: tuple[str, ...] = ()) -
         desc = field.description or ""
         if isinstance(value, BaseModel):
             continue
+        note = (marks or {}).get(f"{section}.{name}" if section else name)
+        if note:
+            desc = f"[{note}] {desc}"
         text = f"{name} = {_value(value)}" if value is not None else f"# {name} = (unset)"
         out.append(f"{text:<36} # {desc}" if desc else text)
     return out
@@ -38,32 +44,40 @@ def _doc(cls: type) -> str:
 def describe(cfg: RunConfig) -> str:
     """Commented TOML of the whole resolved config (valid input for ``--config``)."""
     parts: list[str] = []
+    note = f"default for {cfg.data_kind} data"
+    marks = dict.fromkeys(cfg.from_data, note)
 
     def named(section: str, cls: type, settings: BaseModel) -> None:
         """``[section]``, or ``[[section]]`` for list items (section given with its brackets)."""
         header = section if section.startswith("[") else f"[{section}]"
+        header, _, extra = header.partition("  # ")
+        if extra:
+            parts.append(f"# {extra}")
         parts.append(f"{header}  # {cls.name}: {_doc(cls)}")
         parts.append(f"name = {_value(cls.name)}")
         parts.extend(_lines(settings, type(settings)))
         parts.append("")
 
+    if marks:
+        parts += [f"# [{note}]: set by the variant's defaults for the kind of data ({cfg.data_kind}) "
+                  f"data.name selects", ""]
     named("variant", cfg.variant_cls, cfg.variant)
     named("data", cfg.data_cls, cfg.data)
     named("loss", cfg.loss_cls, cfg.loss)
     for cls, settings in cfg.regularizers:
-        named("[[regularizers]]", cls, settings)
+        named("[[regularizers]]" + (f"  # [{note}]" if "regularizers" in marks else ""), cls, settings)
     if not cfg.regularizers:
         parts += ["# regularizers = []  (a list of {name = ..., weight = ...}; see "
                   "`gancore list regularizers`)", ""]
     parts.append("[train]")
-    parts.extend(_lines(cfg.train, TrainSettings))
+    parts.extend(_lines(cfg.train, TrainSettings, section="train", marks=marks))
     parts.append("")
-    for player in ("generator", "critic"):
+    for player in cfg.optim.players():
         parts.append(f"[optim.{player}]")
-        parts.extend(_lines(getattr(cfg.optim, player), OptimizerSettings))
+        parts.extend(_lines(cfg.optim.for_player(player), OptimizerSettings, section=f"optim.{player}", marks=marks))
         parts.append("")
     parts.append("[log]")
-    parts.extend(_lines(cfg.log, LogSettings))
+    parts.extend(_lines(cfg.log, LogSettings, section="log", marks=marks))
     parts.append("")
     parts.append("[eval]")
     parts.extend(_lines(cfg.eval, EvalSettings, skip=("metrics",)))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gancore.errors import ConfigError, PluginError
 from gancore.interfaces import Settings
@@ -104,8 +104,34 @@ class OptimizerSettings(Settings):
 
 
 class OptimSettings(Settings):
+    """One optimizer per player: ``generator``, ``critic`` and, for a variant with further
+    players (``Networks.others``), ``optim.<player>`` tables of the same settings."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
     generator: OptimizerSettings = Field(default_factory=OptimizerSettings)
     critic: OptimizerSettings = Field(default_factory=OptimizerSettings)
+
+    @model_validator(mode="after")
+    def _other_players(self) -> OptimSettings:
+        for name, value in (self.model_extra or {}).items():
+            if not isinstance(value, OptimizerSettings):
+                if not isinstance(value, dict):
+                    raise ValueError(f"{name}: expected a table of optimizer settings")
+                self.model_extra[name] = OptimizerSettings.model_validate(value)
+        return self
+
+    def for_player(self, player: str) -> OptimizerSettings:
+        """The settings of ``player``'s optimizer; a player without any is a config error."""
+        if player in ("generator", "critic"):
+            return getattr(self, player)
+        extra = self.model_extra or {}
+        if player not in extra:
+            raise ConfigError(f"optim.{player}: the variant trains a network {player!r}, which needs "
+                              f"optimizer settings (set optim.{player}.name, lr, ...)")
+        return extra[player]
+
+    def players(self) -> list[str]:
+        return ["generator", "critic", *(self.model_extra or {})]
 
 
 class LogSettings(Settings):
@@ -175,6 +201,10 @@ class RunConfig:
     log: LogSettings
     eval: EvalSettings = field(default_factory=EvalSettings)
     eval_metrics: list[tuple[type, Settings]] = field(default_factory=list)
+    from_data: dict[str, Any] = field(default_factory=dict)
+    """Dotted keys whose values came from the variant's :meth:`~gancore.Variant.data_defaults`
+    (and were not overridden), with the data kind that chose them: ``gancore config`` marks them."""
+    data_kind: str = "image"
 
     def to_dict(self) -> dict[str, Any]:
         """The config as written to ``config.json`` (re-runnable with ``--config``)."""
@@ -376,9 +406,14 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
         )
     variant_cls, variant_settings = _plugin_section(host.variants, variant_section, "variant")
     defaults = deep_merge(CORE_DEFAULTS, _normalise(variant_cls.defaults(variant_settings)))
-    merged = deep_merge(defaults, raw)
+    data_kind = _data_kind(host, deep_merge(defaults, raw).get("data"))
+    by_data = _normalise(variant_cls.data_defaults(variant_settings, data_kind))
+    by_data.pop("data", None)  # data defaults tune training for the data; they do not choose it
+    merged = deep_merge(deep_merge(defaults, by_data), raw)
     for assignment in into_defaults:
         apply_set(merged, assignment)
+    from_data = {key: value for key, value in _flatten(by_data).items() if _flatten(merged).get(key) == value
+                 and key not in _flatten(raw)}
     parsed = validate(RawConfig, merged, "")
     assert isinstance(parsed, RawConfig)
     data_cls, data_settings = _plugin_section(host.datasets, merged["data"], "data")
@@ -387,6 +422,9 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
         _plugin_section(host.regularizers, section, f"regularizers.{i}")
         for i, section in enumerate(merged.get("regularizers", []))
     ]
+    if loss_cls.generator_uses_real and not variant_cls.generator_loss_gets_real:
+        raise ConfigError(f"loss.name: the {loss_cls.name} loss needs the critic's outputs on a real batch in "
+                          f"the generator step, which variant {variant_cls.name!r} does not give; choose another loss")
     eval_metrics = [
         _plugin_section(host.metrics, section, f"eval.metrics.{i}")
         for i, section in enumerate(merged.get("eval", {}).get("metrics", []))
@@ -404,7 +442,30 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
         log=parsed.log,
         eval=parsed.eval,
         eval_metrics=eval_metrics,
+        from_data=from_data,
+        data_kind=data_kind,
     )
+
+
+def _data_kind(host: PluginHost, section: Any) -> str:
+    """The kind of data (``image``/``vector``) the data section selects, without loading it;
+    ``image`` while the section does not name an installed source (validation reports that)."""
+    name = section.get("name") if isinstance(section, dict) else None
+    if isinstance(name, str) and name in host.datasets:
+        return str(getattr(host.datasets.get(name), "data_kind", "image"))
+    return "image"
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of a nested dict; lists are leaves."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
 
 
 def preset_sets(host: PluginHost, variant: str, preset: str | None) -> list[str]:

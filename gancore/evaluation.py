@@ -23,13 +23,14 @@ from torch import Tensor
 from gancore.config import RunConfig
 from gancore.data import TensorData
 from gancore.errors import ConfigError
-from gancore.kernel.build import Model
+from gancore.kernel.build import BuiltRun
+from gancore.kernel.drawing import draw_samples, translate_chunks
 from gancore.plugins import PluginHost
 
 
-def task_of(model: Model) -> str:
+def task_of(built: BuiltRun) -> str:
     """``translate`` (two domains), ``conditional``, ``vector`` or ``generate``."""
-    spec, variant = model.variant.data, model.variant
+    spec, variant = built.variant.data, built.variant
     if spec.domains == 2:
         return "translate"
     if variant.conditional:
@@ -43,7 +44,7 @@ class EvalContext:
     metrics in one evaluation share one draw and one pass of the extractor."""
 
     host: PluginHost
-    model: Model
+    built: BuiltRun
     cfg: RunConfig
     step: int
     n: int = 1000
@@ -53,16 +54,14 @@ class EvalContext:
 
     @property
     def task(self) -> str:
-        return task_of(self.model)
+        return task_of(self.built)
 
     @property
     def spec(self):
-        return self.model.variant.data
+        return self.built.variant.data
 
     def generator(self) -> torch.nn.Module:
-        if self.ema and self.model.ema is not None:
-            return self.model.ema
-        return self.model.nets.generator
+        return self.built.generator(self.ema)
 
     def samples(self, n: int | None = None, labels: Tensor | None = None) -> Tensor:
         """``n`` samples (default ``self.n``) from the generator (EMA if any), on the CPU.
@@ -75,22 +74,12 @@ class EvalContext:
         n = n or self.n
         if self.task == "translate":
             raise ConfigError("metric: this run translates images; it has no samples from noise")
-        if labels is None and self.model.variant.conditional:
+        if labels is None and self.built.variant.conditional:
             labels = balanced_labels(n, self.spec.num_classes)
         key = ("samples", n, None if labels is None else labels.numpy().tobytes())
         if key not in self._cache:
-            gen = self.generator()
-            was_training = gen.training
-            gen.eval()
-            rng = torch.Generator(device=self.model.device).manual_seed(self.seed)
-            try:
-                with torch.no_grad():
-                    out = [self.model.variant.sample(gen, min(500, n - i), rng=rng, device=self.model.device,
-                                                     labels=None if labels is None else labels[i:i + 500])
-                           for i in range(0, n, 500)]
-            finally:
-                gen.train(was_training)
-            self._cache[key] = (torch.cat(out).float().cpu(), labels)
+            rng = torch.Generator(device=self.built.device).manual_seed(self.seed)
+            self._cache[key] = (draw_samples(self.built, n, rng=rng, ema=self.ema, labels=labels), labels)
         return self._cache[key][0]
 
     def sample_labels(self, n: int | None = None) -> Tensor:
@@ -124,17 +113,9 @@ class EvalContext:
             return self._cache[key], real.x_b, used
         return self.samples(), real.x, used
 
-    @torch.no_grad()
     def translate(self, x: Tensor, direction: str = "a2b") -> Tensor:
-        gen = self.generator()
-        was_training = gen.training
-        gen.eval()
-        try:
-            out = [self.model.variant.translate(gen, x[i:i + 256].to(self.model.device), direction).float().cpu()
-                   for i in range(0, len(x), 256)]
-        finally:
-            gen.train(was_training)
-        return torch.cat(out)
+        """Images ``x`` translated by the run's generator(s) (EMA if any), on the CPU."""
+        return translate_chunks(self.built, x, direction, ema=self.ema, chunk=256)
 
     def forget_generated(self) -> None:
         """Drop what depends on the generator's weights (samples, translations, their features);
@@ -184,7 +165,7 @@ def run_metrics(ctx: EvalContext, metrics: list[tuple[type, Any]], *,
             "metric": cls.name, "settings": settings.model_dump(mode="json"), "step": ctx.step,
             "dataset": ctx.cfg.data_cls.name, "data_settings": ctx.cfg.data.model_dump(mode="json"),
             "task": ctx.task, "seed": ctx.seed,
-            "generator": "ema" if ctx.ema and ctx.model.ema is not None else "raw",
+            "generator": "ema" if ctx.ema and ctx.built.ema is not None else "raw",
             "gancore": gancore.__version__, "torch": torch.__version__,
             "seconds": round(time.perf_counter() - started, 2),
         })
@@ -233,9 +214,9 @@ def evaluate(host: PluginHost, source: str | Path, metrics: list[str], sets: lis
     from gancore.config import resolve
     from gancore.inference import load_model
 
-    model, ckpt = load_model(host, source, device)
+    built, ckpt = load_model(host, source, device)
     cfg = resolve(host, ckpt.config)
-    ctx = EvalContext(host=host, model=model, cfg=cfg, step=ckpt.step, n=n, seed=seed, ema=ema)
+    ctx = EvalContext(host=host, built=built, cfg=cfg, step=ckpt.step, n=n, seed=seed, ema=ema)
     chosen = resolve_metrics(host, metrics, sets, ctx.task)
     results = run_metrics(ctx, chosen, skip=None if metrics else echo)
     for r in results:

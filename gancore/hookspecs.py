@@ -72,44 +72,105 @@ def gancore_register_commands(cli: click.Group) -> None:
 
 
 # -- Run lifecycle: called by the training kernel, on the main process only. -----------------
+#
+# Each of these receives ``run`` (a :class:`gancore.kernel.run.Run`: the run directory, config,
+# built networks, device, step, ...) besides the arguments named; take only the ones you need.
+# A lifecycle hook that raises is reported in one line and that plugin's lifecycle hooks are
+# skipped for the rest of the run; training continues. The core's own side features
+# (metrics.jsonl, TensorBoard, sample grids, periodic evaluation, init.json) are plugins on
+# these hooks (``gancore.features``).
 
 
 @hookspec
-def gancore_run_start(run_dir: str, config: dict[str, Any]) -> None:
-    """A training run starts (fresh or resumed).
+def gancore_run_start(run_dir: str, config: dict[str, Any], run: Any) -> None:
+    """A training run starts (fresh or resumed), before its first step.
 
     :param run_dir: the run directory.
     :param config: the fully resolved config, as written to ``config.json``.
+    :param run: the run (``run.resumed_from`` is the resumed checkpoint's step, or None).
+    :return: nothing. Raise :class:`gancore.ConfigError` to refuse the run (the only error of a
+        lifecycle hook that stops training).
+    """
+
+
+@hookspec
+def gancore_initialized(reports: list[Any], run: Any) -> None:
+    """A fresh run's variant set up its networks from the data (:meth:`gancore.Variant.initialize`).
+
+    Called after ``gancore_run_start``, only for fresh runs whose variant reported something.
+
+    :param reports: the :class:`gancore.InitReport` objects the variant returned.
+    :param run: the run.
     :return: nothing.
     """
 
 
 @hookspec
-def gancore_log(step: int, record: dict[str, float]) -> None:
-    """A log record was written to ``metrics.jsonl`` (every ``log.every`` steps).
+def gancore_log(step: int, record: dict[str, float], run: Any) -> None:
+    """A log record is ready (every ``log.every`` steps, at the end, and after each evaluation).
+
+    The core's ``metrics-log`` feature appends it to ``metrics.jsonl``.
 
     :param step: the number of completed generator steps.
-    :param record: the logged values (means over the last interval), keyed like ``critic/adv``.
+    :param record: the logged values (means over the last interval), keyed like ``critic/adv``;
+        evaluation records carry ``eval/<metric>/<value>`` keys.
+    :param run: the run.
     :return: nothing.
     """
 
 
 @hookspec
-def gancore_checkpoint_saved(step: int, path: str) -> None:
+def gancore_step_end(step: int, run: Any) -> None:
+    """An iteration (every phase of the schedule) ended; after ``gancore_log`` when one was due,
+    before the step's checkpoint. Side jobs decide here whether they are due (``run.due(every)``).
+
+    :param step: the number of completed generator steps.
+    :param run: the run.
+    :return: nothing.
+    """
+
+
+@hookspec
+def gancore_samples_saved(step: int, path: str, run: Any) -> None:
+    """A sample grid was written (by the ``sample-grids`` feature).
+
+    :param step: the number of completed generator steps.
+    :param path: the PNG file.
+    :param run: the run.
+    :return: nothing.
+    """
+
+
+@hookspec
+def gancore_evaluated(step: int, results: list[dict[str, Any]], run: Any) -> None:
+    """Metrics were computed during training (by the ``periodic-eval`` feature) and written to
+    ``eval/*.json``.
+
+    :param step: the number of completed generator steps.
+    :param results: one JSON-ready result per metric, with provenance (``metric``, ``values``, ...).
+    :param run: the run.
+    :return: nothing.
+    """
+
+
+@hookspec
+def gancore_checkpoint_saved(step: int, path: str, run: Any) -> None:
     """A checkpoint was written (atomically) to ``path``.
 
     :param step: the number of completed generator steps.
     :param path: the checkpoint file.
+    :param run: the run.
     :return: nothing.
     """
 
 
 @hookspec
-def gancore_run_end(run_dir: str, step: int, status: str) -> None:
+def gancore_run_end(run_dir: str, step: int, status: str, run: Any) -> None:
     """A training run ended.
 
     :param run_dir: the run directory.
     :param step: the number of completed generator steps.
     :param status: ``"completed"``, or ``"failed"`` when training stopped on an error.
+    :param run: the run.
     :return: nothing.
     """

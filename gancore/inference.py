@@ -6,38 +6,33 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from gancore.config import resolve
 from gancore.errors import CheckpointError, ConfigError
-from gancore.interfaces import DataSpec
-from gancore.kernel.build import Model, build_model
+from gancore.kernel.build import BuiltRun, build_run
 from gancore.kernel.checkpoint import Checkpoint, find_checkpoint, read_checkpoint
+from gancore.kernel.drawing import draw_samples, translate_chunks
 from gancore.kernel.precision import resolve_device
+from gancore.kernel.state import data_spec, load_networks
 from gancore.labels import balanced_labels, check_labels, class_rows
 from gancore.plugins import PluginHost
 from gancore.visualize import save_samples
 
 
-def load_model(host: PluginHost, source: str | Path, device: str = "cpu") -> tuple[Model, Checkpoint]:
+def load_model(host: PluginHost, source: str | Path, device: str = "cpu") -> tuple[BuiltRun, Checkpoint]:
     """Rebuild a run's networks from a checkpoint (its config and data spec are inside it)."""
     ckpt = read_checkpoint(find_checkpoint(source))
     try:
         cfg = resolve(host, ckpt.config)
     except ConfigError as exc:
         raise CheckpointError(f"{ckpt.path}: its config does not resolve here: {exc}") from None
-    spec_json = ckpt.json("data_spec")
-    spec = DataSpec(kind=spec_json["kind"], shape=tuple(spec_json["shape"]),
-                    num_classes=int(spec_json["num_classes"]), domains=int(spec_json.get("domains", 1)))
-    model = build_model(cfg, spec, resolve_device(device))
-    ckpt.load_module("generator", model.nets.generator)
-    ckpt.load_module("critic", model.nets.critic)
-    if model.ema is not None and ckpt.has("ema"):
-        ckpt.load_module("ema", model.ema)
-    return model, ckpt
+    built = build_run(cfg, data_spec(ckpt), resolve_device(device))
+    load_networks(ckpt, built)
+    return built, ckpt
 
 
-def sample_labels(model: Model, n: int, label: int | None = None, by_class: bool = False) -> Tensor | None:
+def sample_labels(model: BuiltRun, n: int, label: int | None = None, by_class: bool = False) -> Tensor | None:
     """The labels to sample with: all ``label``, ``by_class`` rows, or balanced; None if unconditional."""
     variant = model.variant
     if not variant.conditional:
@@ -52,22 +47,12 @@ def sample_labels(model: Model, n: int, label: int | None = None, by_class: bool
     return balanced_labels(n, classes)
 
 
-@torch.no_grad()
-def draw(model: Model, n: int, *, seed: int = 0, ema: bool = True,
+def draw(model: BuiltRun, n: int, *, seed: int = 0, ema: bool = True,
          labels: Tensor | None = None) -> tuple[Tensor, str]:
     """``n`` samples in data space from a loaded model, and which generator made them."""
-    gen: nn.Module = model.nets.generator
-    used = "raw"
-    if ema and model.ema is not None:
-        gen, used = model.ema, "ema"
-    gen.eval()
-    if labels is None and model.variant.conditional:
-        labels = balanced_labels(n, model.variant.data.num_classes)
     rng = torch.Generator(device=model.device).manual_seed(seed)
-    out = [model.variant.sample(gen, min(512, n - i), rng=rng, device=model.device,
-                                labels=None if labels is None else labels[i:i + 512])
-           for i in range(0, n, 512)]
-    return torch.cat(out).float().cpu(), used
+    used = "ema" if ema and model.ema is not None else "raw"
+    return draw_samples(model, n, rng=rng, ema=ema, labels=labels), used
 
 
 def generate(host: PluginHost, source: str | Path, *, n: int, seed: int = 0, ema: bool = True,
@@ -123,21 +108,16 @@ def _read_tensor(path: Path) -> Tensor:
     raise ConfigError(f"--input: {path} holds several tensors; name the images 'samples'")
 
 
-@torch.no_grad()
-def translate_images(model: Model, x: Tensor, direction: str, ema: bool = True) -> Tensor:
+def translate_images(model: BuiltRun, x: Tensor, direction: str, ema: bool = True) -> Tensor:
     """Translate ``[N, C, H, W]`` images in [-1, 1] with a run's generator(s)."""
     spec = model.variant.data
     if x.dim() != 4 or tuple(x.shape[1:]) != tuple(spec.shape):
         raise ConfigError(f"--input: expected images of shape [N, {', '.join(map(str, spec.shape))}], "
                           f"got {list(x.shape)}")
-    gen = model.ema if ema and model.ema is not None else model.nets.generator
-    gen.eval()
-    out = [model.variant.translate(gen, x[i:i + 64].to(model.device), direction).float().cpu()
-           for i in range(0, len(x), 64)]
-    return torch.cat(out)
+    return translate_chunks(model, x, direction, ema=ema)
 
 
-def translate_path(model: Model, source: str | Path, out: str | Path, direction: str, ema: bool = True) -> int:
+def translate_path(model: BuiltRun, source: str | Path, out: str | Path, direction: str, ema: bool = True) -> int:
     """Translate a folder of images, one image, or a ``.npy``/``.safetensors`` tensor file.
 
     Folders and images keep their file names; tensors are written as ``.npy`` or

@@ -8,17 +8,16 @@ optimizer steps, regularizers, EMA, checkpoints. A variant never calls ``backwar
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from gancore.data import TensorData
 
 
 class Settings(BaseModel):
@@ -29,6 +28,18 @@ class Settings(BaseModel):
 
 class NoSettings(Settings):
     """Settings of a plugin that takes none."""
+
+
+class PenaltySettings(Settings):
+    """Base of a penalty regularizer's settings: its weight and lazy interval.
+
+    The kernel adds ``weight * every * penalty`` to the critic's loss on every ``every``-th
+    critic update (lazy regularization: the weight is scaled by the interval so the penalty's
+    average strength does not change). Subclass it to add the penalty's own settings.
+    """
+
+    weight: float = Field(1.0, ge=0.0, description="Weight of the penalty in the critic's loss.")
+    every: int = Field(1, ge=1, description="Apply on every k-th critic update, weighted by k.")
 
 
 class Configurable:
@@ -117,16 +128,22 @@ class Regularizer(Configurable, ABC):
     """
 
     name: ClassVar[str]
+    needs_double_backward: ClassVar[bool] = False
+    """True when :meth:`penalty` differentiates through a gradient of the critic (gradient
+    penalty, R1): the kernel then keeps the critic out of ``torch.compile``, which cannot
+    differentiate twice, and names the penalty when the critic's double backward fails."""
 
     @property
     def every(self) -> int:
-        """Apply :meth:`penalty` on every ``every``-th critic step (lazy regularization)."""
-        return int(getattr(self.config, "every", 1))
+        """Apply :meth:`penalty` on every ``every``-th critic step (lazy regularization):
+        ``config.every`` when the settings are :class:`PenaltySettings`, else 1."""
+        return self.config.every if isinstance(self.config, PenaltySettings) else 1
 
     @property
     def weight(self) -> float:
-        """Weight of the penalty in the critic's loss."""
-        return float(getattr(self.config, "weight", 1.0))
+        """Weight of the penalty in the critic's loss: ``config.weight`` when the settings are
+        :class:`PenaltySettings`, else 1."""
+        return self.config.weight if isinstance(self.config, PenaltySettings) else 1.0
 
     def attach(self, critic: nn.Module) -> nn.Module:
         """Return the critic to train (possibly rewritten). Called once, before training."""
@@ -173,16 +190,57 @@ class StepOutput:
     penalties: list[PenaltyInput] = field(default_factory=list)
 
 
-@dataclass
-class Players:
-    """The trained networks: one module per player.
+#: Names a network of :class:`Networks` cannot take: they are the checkpoint's other sections.
+RESERVED_NETWORK_NAMES = frozenset({"ema", "optim", "scaler", "rng", "sampler"})
 
-    A player that owns several networks (CycleGAN's two generators) uses an ``nn.ModuleDict``;
-    each player's optimizer covers all of its parameters.
+
+@dataclass
+class Networks:
+    """A variant's trained networks, one module per player.
+
+    ``generator`` always exists; ``critic`` is None for a model without one (a plain VAE);
+    ``others`` holds further players with optimizers of their own (``optim.<name>`` settings),
+    updated by phases the variant declares (:meth:`gancore.Variant.phases`). A player that owns
+    several networks (CycleGAN's two generators) uses an ``nn.ModuleDict``; each player's
+    optimizer covers all of its trainable parameters.
     """
 
     generator: nn.Module
-    critic: nn.Module
+    critic: nn.Module | None = None
+    others: dict[str, nn.Module] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in self.others:
+            if name in ("generator", "critic") or name in RESERVED_NETWORK_NAMES or not name.isidentifier():
+                raise ValueError(f"Networks.others: {name!r} cannot name a network (reserved or not an identifier)")
+
+    def get(self, player: str) -> nn.Module:
+        """The network of ``player`` (``generator``, ``critic`` or a name in ``others``)."""
+        if player == "generator":
+            return self.generator
+        if player == "critic" and self.critic is not None:
+            return self.critic
+        if player in self.others:
+            return self.others[player]
+        raise KeyError(f"no network for player {player!r}; this model has {', '.join(self.names())}")
+
+    def names(self) -> list[str]:
+        """The players that have a network, generator first."""
+        return ["generator", *(["critic"] if self.critic is not None else []), *self.others]
+
+    def items(self) -> list[tuple[str, nn.Module]]:
+        return [(name, self.get(name)) for name in self.names()]
+
+    def replace(self, **modules: nn.Module) -> Networks:
+        """A copy with some players' modules swapped (the kernel's DDP or compiled views)."""
+        mapping = dict(self.items())
+        mapping.update(modules)
+        others = {k: v for k, v in mapping.items() if k not in ("generator", "critic")}
+        return Networks(generator=mapping["generator"], critic=mapping.get("critic"), others=others)
+
+
+Players = Networks
+"""The former name of :class:`Networks`, kept so existing plugins keep working."""
 
 
 @dataclass
@@ -224,121 +282,33 @@ class DataSpec:
     domains: int = 1
     """2 for unpaired two-domain data (batches then carry ``x_b``)."""
 
-
-@dataclass(frozen=True)
-class Preset:
-    """A variant's named bundle of settings, e.g. larger networks and images for a GPU.
-
-    ``settings`` maps dotted keys to values (``{"data.image_size": 128}``); ``--preset NAME``
-    puts them over the variant's defaults and under the user's ``--config`` file and ``--set``
-    values, so any of them can still be overridden. ``doc`` is the line ``gancore config VARIANT``
-    shows.
-    """
-
-    doc: str
-    settings: dict[str, Any]
-
-
-class Variant(ABC):
-    """A GAN family: its settings, its networks, and what each player minimises.
-
-    Subclasses set ``name`` and ``Config`` (a :class:`Settings` model) and implement
-    :meth:`build`, :meth:`critic_step` and :meth:`generator_step`.
-    """
-
-    name: ClassVar[str]
-    Config: ClassVar[type[Settings]] = NoSettings
-    conditional: ClassVar[bool] = False
-    """True when the variant needs labelled data."""
-    presets: ClassVar[dict[str, Preset]] = {}
-    """Named bundles of settings for other scales (``gancore run VARIANT --preset NAME``)."""
-
-    def __init__(self, config: Settings, data: DataSpec, loss: Loss) -> None:
-        self.config = config
-        self.data = data
-        self.loss = loss
+    def to_json(self) -> str:
+        """The spec as the JSON string a checkpoint stores."""
+        return json.dumps({"kind": self.kind, "shape": list(self.shape), "num_classes": self.num_classes,
+                           "domains": self.domains})
 
     @classmethod
-    def defaults(cls, config: Settings) -> dict[str, Any]:
-        """Defaults this variant sets on the core's config sections, as a nested dict.
+    def from_json(cls, text: str) -> DataSpec:
+        """The spec from :meth:`to_json`'s string; ValueError names what is wrong."""
+        try:
+            raw = json.loads(text)
+            kind, shape = raw["kind"], tuple(int(v) for v in raw["shape"])
+            spec = cls(kind=str(kind), shape=shape, num_classes=int(raw.get("num_classes", 0)),
+                       domains=int(raw.get("domains", 1)))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"data_spec is not a data spec ({type(exc).__name__}: {exc})") from None
+        if spec.kind not in ("image", "vector") or not spec.shape or min(spec.shape) < 1:
+            raise ValueError(f"data_spec is not a data spec (kind {spec.kind!r}, shape {list(spec.shape)})")
+        return spec
 
-        Applied under the user's file and ``--set`` values, for example
-        ``{"train": {"n_critic": 5}, "optim": {"critic": {"name": "rmsprop"}}}``.
-        ``config`` is the variant's own validated settings, so defaults may depend on a mode.
-        """
-        return {}
 
-    @abstractmethod
-    def build(self) -> Players:
-        """Create the networks, freshly initialised (the kernel seeds the RNG first)."""
 
-    def initialize(self, nets: Players, data: TensorData) -> dict[str, Any]:
-        """Data-dependent set-up of freshly built networks (nothing by default).
 
-        Called once per fresh run, on every process, after :meth:`build` and before the
-        networks move to the device, with the whole training set. A resumed run does not call
-        it and restores the networks from the checkpoint, so whatever this sets must live in
-        parameters or buffers. Returns JSON-ready facts to report: the trainer writes them to
-        ``init.json`` in the run directory and prints one line per key (a dict's ``"summary"``
-        entry when it has one).
-        """
-        return {}
+# The variant interface lives in gancore.variant; these names stay importable from here.
+from gancore.variant import InitReport, Phase, Preset, Variant  # noqa: E402
 
-    @abstractmethod
-    def critic_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
-        """Loss terms for one critic update."""
-
-    @abstractmethod
-    def generator_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
-        """Loss terms for one generator update."""
-
-    def sample(
-        self,
-        generator: nn.Module,
-        n: int,
-        *,
-        rng: torch.Generator,
-        device: torch.device,
-        labels: Tensor | None = None,
-    ) -> Tensor:
-        """Generate ``n`` samples in data space with ``generator`` (the raw or the EMA one).
-
-        Conditional variants take ``labels`` (``[n]`` class indices; every class equally often
-        when None); unconditional ones ignore them.
-        """
-        from gancore.labels import balanced_labels, check_labels
-
-        if not self.conditional:
-            labels = None
-        elif labels is None:
-            labels = balanced_labels(n, self.data.num_classes, device)
-        else:
-            labels = check_labels(labels, self.data.num_classes).to(device)
-        z = generator.sample_latent(n, generator=rng, device=device)
-        return generator(z, labels)
-
-    def preview(
-        self, generator: nn.Module, batch: Batch, n: int, *, rng: torch.Generator, device: torch.device
-    ) -> tuple[Tensor, int | None]:
-        """The images of a progress grid and how many go in a row (None: a square grid).
-
-        ``batch`` is a fixed batch of training data (the same at every call). By default: ``n``
-        samples, one row per class for conditional variants. Translation variants show rows of
-        input, translation and reconstruction.
-        """
-        from gancore.labels import class_rows
-
-        if not self.conditional:
-            return self.sample(generator, n, rng=rng, device=device), None
-        per_class = max(1, n // self.data.num_classes)
-        labels = class_rows(per_class, self.data.num_classes, device)
-        return self.sample(generator, len(labels), rng=rng, device=device, labels=labels), per_class
-
-    def translate(self, generator: nn.Module, x: Tensor, direction: str) -> Tensor:
-        """Translate images ``x`` (in [-1, 1]) with the trained generator(s).
-
-        ``direction`` is ``"a2b"`` or ``"b2a"``. Only image-to-image variants implement it.
-        """
-        from gancore.errors import ConfigError
-
-        raise ConfigError(f"variant {self.name!r} does not translate images (it generates from noise)")
+__all__ = [
+    "Batch", "Configurable", "Critic", "DataSpec", "GradFn", "Generator", "InitReport", "Loss", "Networks",
+    "NoSettings", "PenaltyInput", "PenaltySettings", "Phase", "Players", "Preset", "Regularizer", "Settings",
+    "StepContext", "StepOutput", "Variant",
+]

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
+from gancore.errors import ConfigError
 from gancore.interfaces import Loss, Settings
 
 
@@ -148,7 +149,7 @@ class ContrastiveLoss(Loss):
 
     def generator_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
         if real_out is None:
-            raise ValueError("the contrastive loss needs the critic's outputs on a real batch")
+            raise ConfigError("the contrastive loss needs the critic's outputs on a real batch")
         same = torch.ones(fake_out.shape[0], dtype=torch.bool, device=fake_out.device)
         return contrastive(fake_out, real_out.detach(), same, self.config.margin).mean()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib.metadata as md
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -162,18 +163,9 @@ class PluginHost:
     def record(self, name: str) -> PluginRecord:
         return next(r for r in self.records if r.name == name)
 
-    # -- lifecycle hooks -------------------------------------------------------------------
-    def run_start(self, run_dir: str, config: dict[str, Any]) -> None:
-        self.pm.hook.gancore_run_start(run_dir=run_dir, config=config)
-
-    def log(self, step: int, record: dict[str, float]) -> None:
-        self.pm.hook.gancore_log(step=step, record=record)
-
-    def checkpoint_saved(self, step: int, path: str) -> None:
-        self.pm.hook.gancore_checkpoint_saved(step=step, path=path)
-
-    def run_end(self, run_dir: str, step: int, status: str) -> None:
-        self.pm.hook.gancore_run_end(run_dir=run_dir, step=step, status=status)
+    def lifecycle(self, echo: Any = print) -> Lifecycle:
+        """A dispatcher of the run lifecycle hooks for one run (see :class:`Lifecycle`)."""
+        return Lifecycle(self, echo)
 
     def register_commands(self, cli: Any) -> None:
         for impl in self.pm.hook.gancore_register_commands.get_hookimpls():
@@ -187,6 +179,49 @@ class PluginHost:
         rec = self.record(plugin_name)
         rec.status = "broken"
         rec.error = str(exc) if isinstance(exc, PluginError) else _describe(exc)
+
+
+class Lifecycle:
+    """Calls the run lifecycle hooks of one run, each implementation inside its own error handling.
+
+    A hook implementation that raises is reported in one line (which plugin, which hook, the
+    error), that plugin's lifecycle hooks are skipped for the rest of the run, and training goes
+    on. One exception: a :class:`~gancore.ConfigError` raised by ``gancore_run_start`` refuses the
+    run (a plugin that cannot work with the run's settings says so before any step).
+    Implementations are called in pluggy's order (the last registered first; ``tryfirst`` and
+    ``trylast`` honoured); hook wrappers are not called.
+    """
+
+    def __init__(self, host: PluginHost, echo: Any = print) -> None:
+        self.host = host
+        self.echo = echo
+        self.disabled: dict[str, str] = {}
+        """Plugins switched off for this run, with the line that said why."""
+
+    def call(self, hook: str, **kwargs: Any) -> None:
+        from gancore.errors import ConfigError
+
+        caller = getattr(self.host.pm.hook, hook)
+        for impl in reversed(caller.get_hookimpls()):
+            if impl.plugin_name in self.disabled or impl.hookwrapper or impl.wrapper:
+                continue
+            try:
+                impl.function(**{name: kwargs[name] for name in impl.argnames if name in kwargs})
+            except ConfigError:
+                if hook == "gancore_run_start":
+                    raise
+                self._disable(impl.plugin_name, hook, kwargs, sys.exc_info()[1])
+            except Exception as exc:  # a plugin's bug must not end the run
+                self._disable(impl.plugin_name, hook, kwargs, exc)
+
+    def _disable(self, plugin: str, hook: str, kwargs: dict[str, Any], exc: BaseException | None) -> None:
+        source = next((r.source for r in self.host.records if r.name == plugin), plugin)
+        step = kwargs.get("step")
+        where = f" at step {step}" if isinstance(step, int) else ""
+        line = (f"plugin {plugin!r} ({source}) failed in {hook}{where}: {_describe(exc) if exc else '?'}; "
+                "its lifecycle hooks are off for the rest of this run")
+        self.disabled[plugin] = line
+        self.echo(f"warning: {line}")
 
 
 def disabled_plugins() -> set[str]:
@@ -221,7 +256,10 @@ def load_plugins(
 
     from gancore import builtin
 
+    from gancore.features import default_features
+
     candidates: list[tuple[str, str, Any]] = [(BUILTIN, "gancore (core built-ins)", builtin)]
+    candidates.extend((name, "gancore (core feature)", plugin) for name, plugin in default_features())
     if entry_points:
         seen: set[str] = set()
         for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from gancore.interfaces import GradFn, PenaltyInput, Regularizer, Settings
+from gancore.interfaces import GradFn, PenaltyInput, PenaltySettings, Regularizer, Settings
 
 
 def per_sample_norm(grad: Tensor) -> Tensor:
@@ -24,7 +24,7 @@ def _detached(x: Tensor) -> Tensor:
     return x.detach().requires_grad_(True)
 
 
-class GradientPenaltySettings(Settings):
+class GradientPenaltySettings(PenaltySettings):
     weight: float = Field(10.0, ge=0.0, description="lambda: weight of the penalty.")
     every: int = Field(1, ge=1, description="Apply on every k-th critic step, weighted by k.")
     target: float = Field(1.0, gt=0.0, description="Gradient norm the penalty pulls towards.")
@@ -41,6 +41,7 @@ class GradientPenalty(Regularizer):
 
     name = "gradient-penalty"
     Config = GradientPenaltySettings
+    needs_double_backward = True
 
     def penalty(self, inputs: PenaltyInput, grad_fn: GradFn) -> Tensor:
         real, fake = inputs.real.detach(), inputs.fake.detach()
@@ -58,7 +59,7 @@ class GradientPenalty(Regularizer):
         return gap.pow(2).mean()
 
 
-class R1Settings(Settings):
+class R1Settings(PenaltySettings):
     weight: float = Field(10.0, ge=0.0, description="gamma: the penalty is gamma/2 |grad|^2.")
     every: int = Field(
         1, ge=1, description="Lazy regularization: every k-th critic step, weighted by k (StyleGAN2 uses 16)."
@@ -70,6 +71,7 @@ class R1(Regularizer):
 
     name = "r1"
     Config = R1Settings
+    needs_double_backward = True
 
     def samples(self, inputs: PenaltyInput) -> Tensor:
         return inputs.real

@@ -26,6 +26,7 @@ from gancore.config import RunConfig, build_raw, resolve
 from gancore.errors import ConfigError
 from gancore.inference import generate, load_model
 from gancore.kernel import Trainer
+from gancore.kernel.state import network_sections
 from gancore.kernel.checkpoint import find_checkpoint, read_checkpoint
 from gancore.plugins import PluginHost, load_plugins
 
@@ -60,13 +61,10 @@ def train(host: PluginHost, cfg: RunConfig, run_dir: Path, *, resume: bool = Fal
 
 
 def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
-    """Every tensor of both players and the EMA, keyed like the checkpoint."""
-    nets = trainer.model.nets
-    out = {f"generator.{k}": v.detach().clone() for k, v in nets.generator.state_dict().items()}
-    out.update({f"critic.{k}": v.detach().clone() for k, v in nets.critic.state_dict().items()})
-    if trainer.model.ema is not None:
-        out.update({f"ema.{k}": v.detach().clone() for k, v in trainer.model.ema.state_dict().items()})
-    return out
+    """Every tensor of every player's network and the EMA, keyed like the checkpoint."""
+    return {f"{prefix}.{k}": v.detach().clone()
+            for prefix, module in network_sections(trainer.built).items()
+            for k, v in module.state_dict().items()}
 
 
 class VariantContract:
@@ -104,8 +102,8 @@ class VariantContract:
         assert records and all(
             torch.isfinite(torch.tensor(v)) for r in records for v in r.values()
         )
-        assert any(k.startswith("critic/") for k in records[-1])
-        assert any(k.startswith("generator/") for k in records[-1])
+        for player in trainer.updaters:
+            assert any(k.startswith(f"{player}/") for k in records[-1]), player
         assert list((tmp_path / "run" / "samples").glob("step_*.png"))
         x, _ = generate(host, tmp_path / "run", n=3, seed=1)
         assert tuple(x.shape) == (3, *trainer.spec.shape)
@@ -118,7 +116,7 @@ class VariantContract:
         model, ckpt = load_model(host, tmp_path / "run")
         assert ckpt.step == trainer.step
         for k, v in model.nets.generator.state_dict().items():
-            assert torch.equal(v, trainer.model.nets.generator.state_dict()[k].cpu()), k
+            assert torch.equal(v, trainer.built.nets.generator.state_dict()[k].cpu()), k
         assert read_checkpoint(find_checkpoint(tmp_path / "run")).config == trainer.cfg.to_dict()
 
     def test_resume_is_exact(self, host: PluginHost, tmp_path: Path) -> None:
@@ -129,3 +127,17 @@ class VariantContract:
         assert a.keys() == b.keys()
         for k in a:
             assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+
+    def test_losses_that_need_real_outputs(self, host: PluginHost, tmp_path: Path) -> None:
+        """A loss whose generator side needs the critic's outputs on a real batch trains when the
+        variant declares ``generator_loss_gets_real`` (the default) and is a config error otherwise."""
+        cls = host.variants.get(self.variant)
+        needs_real = [name for name in host.losses if host.losses.get(name).generator_uses_real]
+        assert needs_real, "no installed loss has generator_uses_real"
+        for loss in needs_real:
+            if not cls.generator_loss_gets_real:
+                with pytest.raises(ConfigError, match="loss.name"):
+                    self.config(host, **{"loss.name": loss})
+                continue
+            trainer = train(host, self.config(host, **{"loss.name": loss, "train.steps": 1}), tmp_path / loss)
+            assert trainer.step == 1

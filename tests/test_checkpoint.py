@@ -20,7 +20,7 @@ TINY = {**SMALL, "variant.generator_width": 4, "variant.critic_width": 4}
 def test_checkpoint_holds_everything_needed_to_resume(host, tmp_path):
     cfg = make_config(host, "dcgan", {**TINY, "train.ema": 0.9})
     trainer = train(host, cfg, tmp_path / "run")
-    ckpt = read_checkpoint(trainer._last_checkpoint)
+    ckpt = read_checkpoint(trainer.last_checkpoint)
     keys = set(ckpt.tensors)
     for prefix in ("generator.", "critic.", "ema.", "optim.generator.", "optim.critic.", "sampler."):
         assert any(k.startswith(prefix) for k in keys), prefix
@@ -76,7 +76,7 @@ def test_resume_of_an_empty_dir_is_an_error(tmp_path):
 
 def test_truncated_checkpoint_is_a_clear_error(host, tmp_path):
     trainer = train(host, make_config(host, "dcgan", TINY), tmp_path / "run")
-    path = trainer._last_checkpoint
+    path = trainer.last_checkpoint
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
@@ -134,10 +134,10 @@ def test_fp16_with_gradient_penalty_trains_and_resumes_exactly(host, tmp_path):
             "log.checkpoint_every": 2,
             "regularizers": [{"name": "gradient-penalty", "weight": 10.0}]}
     straight = train(host, make_config(host, "dcgan", {**over, "train.steps": 4}), tmp_path / "a")
-    assert straight.players["critic"].scaler.is_enabled()
+    assert straight.state.scalers["critic"].is_enabled()
     record = json.loads((tmp_path / "a" / "metrics.jsonl").read_text().splitlines()[-1])
     assert "critic/gradient-penalty" in record and "critic/gradient-penalty_overflow" in record
-    ckpt = read_checkpoint(straight._last_checkpoint)
+    ckpt = read_checkpoint(straight.last_checkpoint)
     assert json.loads(ckpt.metadata["scaler.critic"])["scale"] > 0
     train(host, make_config(host, "dcgan", {**over, "train.steps": 2}), tmp_path / "b")
     resumed = train(host, make_config(host, "dcgan", {**over, "train.steps": 4}), tmp_path / "b", resume=True)

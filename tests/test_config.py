@@ -142,8 +142,8 @@ def test_schedule_is_applied_by_the_kernel(host, tmp_path):
                                        "optim.generator.decay_start": 0.0})
     trainer = train(host, cfg, tmp_path / "run")
     # the last step (index 3 of 4) ran at lr * 1/4
-    assert trainer.players["generator"].optimizer.param_groups[0]["lr"] == pytest.approx(2e-4 / 4)
-    assert trainer.players["critic"].optimizer.param_groups[0]["lr"] == 2e-4
+    assert trainer.state.optimizers["generator"].param_groups[0]["lr"] == pytest.approx(2e-4 / 4)
+    assert trainer.state.optimizers["critic"].param_groups[0]["lr"] == 2e-4
 
 
 def test_set_of_a_new_data_source_drops_the_variant_defaults_for_the_old_one(host, install_plugin):

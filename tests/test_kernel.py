@@ -31,12 +31,12 @@ def test_parameters_frozen_by_the_variant_stay_frozen(tmp_path):
     cfg = make_config(host, "dcgan-frozen", {**SMALL, "variant.generator_width": 4, "variant.critic_width": 4})
     torch.manual_seed(cfg.train.seed)
     trainer = train(host, cfg, tmp_path / "run")
-    weight = trainer.model.nets.critic.features[0].weight
+    weight = trainer.built.nets.critic.features[0].weight
     assert not weight.requires_grad
     torch.manual_seed(cfg.train.seed)
     fresh = cfg.variant_cls(cfg.variant, trainer.spec, cfg.loss_cls()).build()
     assert torch.equal(weight, fresh.critic.features[0].weight)  # never updated
-    assert trainer.model.nets.critic.features[0].bias.requires_grad
+    assert trainer.built.nets.critic.features[0].bias.requires_grad
 
 
 def test_fast_path_settings_resolve_per_device_and_train(tmp_path):
@@ -47,18 +47,18 @@ def test_fast_path_settings_resolve_per_device_and_train(tmp_path):
     host = load_plugins()
     cfg = make_config(host, "dcgan", {**SMALL, "train.channels_last": "on", "train.fused_optimizer": "on"})
     trainer = train(host, cfg, tmp_path / "on")
-    conv = next(m for m in trainer.model.nets.critic.modules() if isinstance(m, torch.nn.Conv2d))
+    conv = next(m for m in trainer.built.nets.critic.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
-    assert trainer.players["critic"].optimizer.defaults["fused"] is True
+    assert trainer.state.optimizers["critic"].defaults["fused"] is True
     assert trainer.sampler.next().x.is_contiguous(memory_format=torch.channels_last)
     auto = make_config(host, "dcgan", SMALL)
     assert use_channels_last(auto, trainer.spec, torch.device("cuda"))
-    assert use_channels_last(auto, trainer.spec, torch.device("cpu"), trainer.model.nets)  # DCGAN stacks gain
+    assert use_channels_last(auto, trainer.spec, torch.device("cpu"), trainer.built.nets)  # DCGAN stacks gain
     cyclegan = train(host, make_config(host, "cyclegan", {**SMALL, "variant.generator_width": 4,
                                                           "variant.critic_width": 4, "train.batch_size": 2}),
                      tmp_path / "cy")
-    assert not cyclegan.model.channels_last  # instance norm and reflection padding lose on the CPU
-    assert train(host, auto, tmp_path / "auto").model.channels_last
+    assert not cyclegan.built.channels_last  # instance norm and reflection padding lose on the CPU
+    assert train(host, auto, tmp_path / "auto").built.channels_last
 
 
 def test_compile_keeps_the_penalised_critic_eager_and_trains(tmp_path):
@@ -70,9 +70,9 @@ def test_compile_keeps_the_penalised_critic_eager_and_trains(tmp_path):
             "variant.mode": "gp", "variant.mlp_hidden": 16, "train.steps": 3}
     eager = train(host, make_config(host, "wgan", over), tmp_path / "eager")
     fast = train(host, make_config(host, "wgan", {**over, "train.compile": True}), tmp_path / "compiled")
-    phase = fast._phase_nets
+    phase = fast.runner.views
     assert type(phase["generator"].generator).__name__ == "OptimizedModule"
-    assert phase["critic"].critic is fast.model.nets.critic  # the penalty's double backward stays eager
-    for (k, a), b in zip(eager.model.nets.generator.state_dict().items(),
-                         fast.model.nets.generator.state_dict().values(), strict=True):
+    assert phase["critic"].critic is fast.built.nets.critic  # the penalty's double backward stays eager
+    for (k, a), b in zip(eager.built.nets.generator.state_dict().items(),
+                         fast.built.nets.generator.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-4), k

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from gancore.data.unpaired import DigitsPair
-from gancore.nets.orient import (
+from gancore.translation.sources import DigitsPair
+from gancore.translation.orient import (
     Orientation,
     Oriented,
     apply_orientation,
@@ -113,7 +113,7 @@ def test_oriented_turns_the_input_unless_told_not_to():
     assert not g.active and torch.equal(g(x), x)
     g.set_matrix(orientation_matrix(90))
     assert g.active and torch.equal(g(x), torch.rot90(x, 1, dims=(2, 3)))  # exact: no resampling
-    assert torch.equal(g(x, orient=False), x)
+    assert torch.equal(g(x, transform=False), x)
     g.set_matrix(orientation_matrix(30))
     assert g.active and torch.equal(g(x), apply_orientation(x, orientation_matrix(30)))
 
@@ -133,12 +133,12 @@ def test_oriented_state_travels_through_state_dict_and_deepcopy():
 
 def test_too_few_images_are_not_searched():
     from gancore.data import TensorData
-    from gancore.nets.orient import orient_generators
+    from gancore.translation.orient import orient_generators
 
     g = Oriented(_Probe())
     data = TensorData(x=torch.randn(5, 1, 8, 8), x_b=torch.randn(40, 1, 8, 8))
     report = orient_generators(data, g)
-    assert report["orientation"]["identity"] and "fewer than 16" in report["orientation"]["summary"]
+    assert report.name == "orientation" and report.details["identity"] and "fewer than 16" in report.summary
     assert not g.active
 
 

@@ -12,7 +12,7 @@ from gancore.cli import cli
 from gancore.config import build_raw, preset_sets, resolve
 from gancore.errors import ConfigError
 from gancore.interfaces import DataSpec
-from gancore.kernel.build import build_model
+from gancore.kernel.build import build_run
 from gancore.plugins import load_plugins
 
 HOST = load_plugins()
@@ -36,7 +36,7 @@ def test_every_preset_resolves_and_its_networks_run_at_its_size(variant, preset)
     size = cfg.data.image_size
     two = cfg.data_cls.name in ("digits-pair", "unpaired")
     spec = DataSpec(kind="image", shape=(1, size, size), num_classes=10, domains=2 if two else 1)
-    model = build_model(cfg, spec, torch.device("cpu"))
+    model = build_run(cfg, spec, torch.device("cpu"))
     g, d = model.nets.generator, model.nets.critic
     x = torch.zeros(1, 1, size, size)
     labels = torch.zeros(1, dtype=torch.long) if cfg.variant_cls.conditional else None

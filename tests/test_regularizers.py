@@ -235,12 +235,12 @@ def test_any_variant_takes_regularizers_from_config_and_lazy_ones_skip_steps(tmp
     trainer = train(host, cfg, tmp_path / "run")
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert ["critic/r1" in r for r in records] == [True, False, True, False]
-    assert any(hasattr(m, "parametrizations") for m in trainer.model.nets.critic.modules())
+    assert any(hasattr(m, "parametrizations") for m in trainer.built.nets.critic.modules())
     # a spectrally normalised critic round-trips through its checkpoint
     from gancore.inference import load_model
 
     model, _ = load_model(host, tmp_path / "run")
-    for k, v in trainer.model.nets.critic.state_dict().items():
+    for k, v in trainer.built.nets.critic.state_dict().items():
         assert torch.equal(v.cpu(), model.nets.critic.state_dict()[k]), k
 
 

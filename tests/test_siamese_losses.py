@@ -7,6 +7,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from gancore.errors import ConfigError
 from gancore.losses import ContrastiveLoss, LeastSquaresLoss, SiameseAnchorLoss, contrastive, squared_distance
 from gancore.plugins import load_plugins
 
@@ -64,7 +65,7 @@ def test_contrastive_gan_loss_is_zero_for_identical_reals_and_distant_fakes(real
     assert loss.critic_loss(same_reals, far) == 0
     assert loss.generator_loss(same_reals.clone(), same_reals) == 0
     assert loss.generator_loss(far, same_reals) > 0
-    with pytest.raises(ValueError, match="real batch"):
+    with pytest.raises(ConfigError, match="real batch"):
         loss.generator_loss(far)
 
 

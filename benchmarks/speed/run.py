@@ -83,7 +83,7 @@ def build(variant: str, precision: str, args, tmp: Path, extra: dict):
 
 
 def reference_for(variant: str, trainer, precision: str, args):
-    nets = copy.deepcopy(trainer.model.nets)
+    nets = copy.deepcopy(trainer.built.nets)
     device = trainer.device
     common = {"x": trainer.sampler.x.clone(), "batch": args.batch, "device": device, "precision": precision}
     if variant == "dcgan":
@@ -143,19 +143,23 @@ def measure(variant: str, precision: str, args, tmp: Path) -> dict:
 
 def penalty_cost(trainer, ref, args, device) -> dict:
     """Seconds of one critic step with the gradient penalty over one without it."""
-    critic, gen = trainer.players["critic"], trainer.players["generator"]
-    regs = trainer.model.regularizers
+    critic_phase = next(p for p in trainer.phases if p.player == "critic")
+
+    def critic_step() -> None:
+        trainer.runner.run(critic_phase, trainer.sampler.next(), trainer._context(), 0)
+
+    regs = trainer.built.regularizers
     reps = max(4, args.block)
     out = {}
     with_gp = without = ref_with = ref_without = 0.0
     for _ in range(args.rounds):
-        trainer.model.regularizers = regs
-        with_gp += timed(lambda: [trainer._phase(critic, gen) for _ in range(reps)], device)
-        trainer.model.regularizers = []
-        without += timed(lambda: [trainer._phase(critic, gen) for _ in range(reps)], device)
+        trainer.built.regularizers = regs
+        with_gp += timed(lambda: [critic_step() for _ in range(reps)], device)
+        trainer.built.regularizers = []
+        without += timed(lambda: [critic_step() for _ in range(reps)], device)
         ref_with += timed(lambda: [ref.critic_step(True) for _ in range(reps)], device)
         ref_without += timed(lambda: [ref.critic_step(False) for _ in range(reps)], device)
-    trainer.model.regularizers = regs
+    trainer.built.regularizers = regs
     out["gancore"] = with_gp / without
     out["reference"] = ref_with / ref_without
     return out

@@ -56,6 +56,9 @@ class DataSource(Configurable, ABC):
     """A named source of training data, with its own settings model ``Config``."""
 
     name: ClassVar[str]
+    data_kind: ClassVar[str] = "image"
+    """``"image"`` or ``"vector"``: what :meth:`load` gives, known before loading (variants'
+    :meth:`~gancore.Variant.data_defaults` depend on it)."""
 
     @abstractmethod
     def load(self) -> TensorData:

@@ -21,6 +21,7 @@ class Mixture(DataSource):
     """Equal-weight isotropic Gaussians at fixed centres; labels are the mode indices."""
 
     std: float
+    data_kind = "vector"
 
     @abstractmethod
     def centres(self) -> torch.Tensor:

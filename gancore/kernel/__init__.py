@@ -1,6 +1,8 @@
-"""The training kernel."""
+"""The training kernel: the built run, its state and checkpoints, the phases, the loop."""
 
-from gancore.kernel.build import Model, build_model
-from gancore.kernel.trainer import Trainer, TrainResult
+from gancore.kernel.build import BuiltRun, build_run
+from gancore.kernel.run import Run
+from gancore.kernel.state import TrainState
+from gancore.kernel.trainer import TrainResult, Trainer
 
-__all__ = ["Model", "TrainResult", "Trainer", "build_model"]
+__all__ = ["BuiltRun", "Run", "TrainResult", "TrainState", "Trainer", "build_run"]

@@ -4,32 +4,37 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
-
 import torch
 from torch import nn
 
 from gancore.config import OptimizerSettings, RunConfig
 from gancore.data import TensorData
-from gancore.errors import ConfigError
-from gancore.interfaces import DataSpec, Loss, Players, Regularizer, Variant
+from gancore.errors import ConfigError, PluginError
+from gancore.interfaces import DataSpec, Loss, Networks, Regularizer
+from gancore.variant import InitReport, Variant
 
 
 @dataclass
-class Model:
-    """A variant with its networks on a device (and, when enabled, the generator's EMA)."""
+class BuiltRun:
+    """What a run's config builds: the variant, its networks on a device, the regularizers and
+    (when enabled) the generator's EMA. Training, ``sample``, ``translate`` and ``eval`` all start
+    from one."""
 
     variant: Variant
-    nets: Players
+    nets: Networks
     regularizers: list[Regularizer]
     ema: nn.Module | None
     device: torch.device
     channels_last: bool = False
-    init_info: dict[str, Any] = field(default_factory=dict)
-    """What the variant's data-dependent :meth:`~gancore.interfaces.Variant.initialize` reported."""
+    init_reports: list[InitReport] = field(default_factory=list)
+    """What the variant's data-dependent :meth:`~gancore.Variant.initialize` reported."""
+
+    def generator(self, ema: bool = True) -> nn.Module:
+        """The EMA generator when ``ema`` and one is kept, else the trained one."""
+        return self.ema if ema and self.ema is not None else self.nets.generator
 
 
-def build_model(cfg: RunConfig, spec: DataSpec, device: torch.device, data: TensorData | None = None) -> Model:
+def build_run(cfg: RunConfig, spec: DataSpec, device: torch.device, data: TensorData | None = None) -> BuiltRun:
     """Seed, build the variant's networks, attach regularizers, move to ``device``.
 
     With ``data`` (a fresh training run) the variant's data-dependent ``initialize`` runs on the
@@ -43,18 +48,28 @@ def build_model(cfg: RunConfig, spec: DataSpec, device: torch.device, data: Tens
     variant: Variant = cfg.variant_cls(cfg.variant, spec, loss)
     torch.manual_seed(cfg.train.seed)
     nets = variant.build()
-    init_info = variant.initialize(nets, data) if data is not None else {}
+    if not isinstance(nets, Networks):
+        raise PluginError(f"variant {cfg.variant_cls.name!r}: build() returned {type(nets).__name__}, "
+                          "expected gancore.Networks")
+    reports = list(variant.initialize(nets, data)) if data is not None else []
+    for report in reports:
+        if not isinstance(report, InitReport):
+            raise PluginError(f"variant {cfg.variant_cls.name!r}: initialize() must return a list of "
+                              f"gancore.InitReport, got {type(report).__name__}")
     regularizers: list[Regularizer] = [cls(settings) for cls, settings in cfg.regularizers]
+    if regularizers and nets.critic is None:
+        names = ", ".join(cls.name for cls, _ in cfg.regularizers)
+        raise ConfigError(f"regularizers: {names} act on a critic, and variant {cfg.variant_cls.name!r} has none")
     for reg in regularizers:
         nets.critic = reg.attach(nets.critic)
     memory_format = torch.channels_last if use_channels_last(cfg, spec, device, nets) else torch.preserve_format
-    nets.generator.to(device=device, memory_format=memory_format)
-    nets.critic.to(device=device, memory_format=memory_format)
+    for _, net in nets.items():
+        net.to(device=device, memory_format=memory_format)
     ema = None
     if cfg.train.ema is not None:
         ema = copy.deepcopy(nets.generator).eval().requires_grad_(False)
-    return Model(variant=variant, nets=nets, regularizers=regularizers, ema=ema, device=device,
-                 channels_last=memory_format == torch.channels_last, init_info=init_info)
+    return BuiltRun(variant=variant, nets=nets, regularizers=regularizers, ema=ema, device=device,
+                    channels_last=memory_format == torch.channels_last, init_reports=reports)
 
 
 #: Layers whose CPU kernels are slower in channels-last (measured: CycleGAN's instance norm and
@@ -62,7 +77,7 @@ def build_model(cfg: RunConfig, spec: DataSpec, device: torch.device, data: Tens
 CPU_CHANNELS_LAST_SLOW = (nn.InstanceNorm2d, nn.ReflectionPad2d)
 
 
-def use_channels_last(cfg: RunConfig, spec: DataSpec, device: torch.device, nets: Players | None = None) -> bool:
+def use_channels_last(cfg: RunConfig, spec: DataSpec, device: torch.device, nets: Networks | None = None) -> bool:
     """The resolved ``train.channels_last``. auto: on for image data on CUDA; on the CPU too,
     unless the networks use layers whose CPU kernels lose in channels-last."""
     setting = cfg.train.channels_last
@@ -74,7 +89,7 @@ def use_channels_last(cfg: RunConfig, spec: DataSpec, device: torch.device, nets
         return True
     if nets is None:
         return False
-    modules = [*nets.generator.modules(), *nets.critic.modules()]
+    modules = [m for _, net in nets.items() for m in net.modules()]
     return not any(isinstance(m, CPU_CHANNELS_LAST_SLOW) for m in modules)
 
 

@@ -1,5 +1,5 @@
-"""Built-in sample-quality metrics: FID, KID, Inception Score, TSTR, label accuracy, and the
-translation metrics preservation and reconstruction."""
+"""Built-in sample-quality metrics: FID, KID, Inception Score, TSTR, label accuracy (the translation
+metrics, preservation and reconstruction, are in :mod:`gancore.translation.metrics`)."""
 
 from __future__ import annotations
 
@@ -133,14 +133,14 @@ class ClassifierSettings(Settings):
     )
 
 
-def _pixels(x: Tensor, size: int) -> np.ndarray:
+def pixels(x: Tensor, size: int) -> np.ndarray:
     x = (x.float().clamp(-1, 1) + 1) / 2
     if x.shape[-1] != size:
         x = F.adaptive_avg_pool2d(x, size)
     return x.reshape(len(x), -1).numpy()
 
 
-def _logistic(x: np.ndarray, y: np.ndarray):
+def logistic(x: np.ndarray, y: np.ndarray):
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(max_iter=3000, C=0.5).fit(x, y)
@@ -164,56 +164,11 @@ class TSTR(Metric):
         train, _ = ctx.real("train")
         if test.y is None:
             raise ConfigError(f"tstr: data source {ctx.cfg.data_cls.name!r} has no labels")
-        x_test, y_test = _pixels(test.x, size), test.y.numpy()
-        tstr = _logistic(_pixels(fake, size), labels.numpy()).score(x_test, y_test)
-        trtr = _logistic(_pixels(train.x, size), train.y.numpy()).score(x_test, y_test)
+        x_test, y_test = pixels(test.x, size), test.y.numpy()
+        tstr = logistic(pixels(fake, size), labels.numpy()).score(x_test, y_test)
+        trtr = logistic(pixels(train.x, size), train.y.numpy()).score(x_test, y_test)
         return {"tstr": float(tstr), "trtr": float(trtr), "classifier": f"logistic-regression-{size}x{size}",
                 "n_samples": len(fake), "n_real": len(y_test), "real_split": split}
 
 
-class Preservation(Metric):
-    """Translation runs: the share of held-out A images whose translation a classifier trained on
-    *real* B images (never on translations) assigns to the source's hidden label."""
-
-    name = "preservation"
-    Config = ClassifierSettings
-    tasks = ("translate",)
-    default_for = ("translate",)
-    higher_is_better = True
-
-    def compute(self, ctx: EvalContext) -> dict[str, Any]:
-        size = self.config.classifier_size
-        test, split = ctx.real("test")
-        train, _ = ctx.real("train")
-        if test.y is None or train.y_b is None:
-            raise ConfigError(f"preservation: data source {ctx.cfg.data_cls.name!r} has no hidden labels "
-                              "(digits-pair has)")
-        judge = _logistic(_pixels(train.x_b, size), train.y_b.numpy())
-        fake_b = ctx.images("test")[0]
-        return {"preservation": float((judge.predict(_pixels(fake_b, size)) == test.y.numpy()).mean()),
-                "judge_accuracy_on_real_b": float(judge.score(_pixels(test.x_b, size), test.y_b.numpy())),
-                "classifier": f"logistic-regression-{size}x{size}", "n_samples": len(fake_b), "real_split": split}
-
-
-class Reconstruction(Metric):
-    """Translation runs with both directions: mean |F(G(a)) - a| and |G(F(b)) - b| on held-out
-    images (pixels in [-1, 1])."""
-
-    name = "reconstruction"
-    tasks = ("translate",)
-    default_for = ("translate",)
-    higher_is_better = False
-
-    def compute(self, ctx: EvalContext) -> dict[str, Any]:
-        test, split = ctx.real("test")
-        try:
-            rec_a = ctx.translate(ctx.images("test")[0], "b2a")
-        except ConfigError as exc:
-            raise ConfigError(f"reconstruction: {exc}") from None
-        rec_b = ctx.translate(ctx.translate(test.x_b, "b2a"), "a2b")
-        return {"reconstruction_l1_a": float((rec_a - test.x).abs().mean()),
-                "reconstruction_l1_b": float((rec_b - test.x_b).abs().mean()),
-                "n_samples": len(test.x), "real_split": split}
-
-
-BUILTIN_METRICS: list[type[Metric]] = [FID, KID, InceptionScore, LabelAccuracy, TSTR, Preservation, Reconstruction]
+BUILTIN_METRICS: list[type[Metric]] = [FID, KID, InceptionScore, LabelAccuracy, TSTR]

@@ -3,7 +3,6 @@
 from gancore.nets.attention import SelfAttention
 from gancore.nets.dcgan import DCGANCritic, DCGANGenerator, dcgan_init, image_levels
 from gancore.nets.mlp import MLPCritic, MLPGenerator
-from gancore.nets.orient import Orient, Orientation, Oriented, find_orientation, orient_field, orient_generators
 from gancore.nets.resnet import PatchCritic, ResidualBlock, ResnetGenerator
 from gancore.nets.unet import UNetGenerator
 
@@ -12,17 +11,11 @@ __all__ = [
     "DCGANGenerator",
     "MLPCritic",
     "MLPGenerator",
-    "Orient",
-    "Orientation",
-    "Oriented",
     "PatchCritic",
     "ResidualBlock",
     "ResnetGenerator",
     "SelfAttention",
     "UNetGenerator",
     "dcgan_init",
-    "find_orientation",
     "image_levels",
-    "orient_field",
-    "orient_generators",
 ]

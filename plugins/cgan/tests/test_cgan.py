@@ -130,10 +130,10 @@ def test_trains_on_an_image_folder_with_class_subfolders(tmp_path):
 def test_projection_needs_images():
     host = load_plugins()
     cfg = resolve(host, build_raw("cgan"), ["data.name=gaussian-ring", "variant.conditioning=projection"])
-    from gancore.kernel import build_model
+    from gancore.kernel import build_run
 
     with pytest.raises(ConfigError, match="projection needs image data"):
-        build_model(cfg, cfg.data_cls(cfg.data).load().spec, torch.device("cpu"))
+        build_run(cfg, cfg.data_cls(cfg.data).load().spec, torch.device("cpu"))
 
 
 def test_auxiliary_terms_are_logged(run_dir):

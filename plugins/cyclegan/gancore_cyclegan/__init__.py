@@ -31,8 +31,9 @@ from torch import Tensor, nn
 from gancore import (
     Batch,
     ConfigError,
+    InitReport,
+    Networks,
     PenaltyInput,
-    Players,
     Preset,
     Settings,
     StepContext,
@@ -40,7 +41,8 @@ from gancore import (
     Variant,
     hookimpl,
 )
-from gancore.nets import Orient, Oriented, PatchCritic, ResnetGenerator, orient_field, orient_generators
+from gancore.nets import PatchCritic, ResnetGenerator
+from gancore.translation import Oriented, OrientMode, orient_generators, orientation_setting
 
 if TYPE_CHECKING:
     from gancore.data import TensorData
@@ -94,7 +96,7 @@ class CycleGANSettings(Settings):
     )
     critic_width: int = Field(16, ge=4, le=512, description="Channels of the critics' first layer (ndf).")
     critic_layers: int = Field(2, ge=1, le=5, description="Strided layers in each PatchGAN critic.")
-    orient: Orient = orient_field()
+    orient: OrientMode = orientation_setting()
 
 
 #: The paper's networks and lambda, shared by the GPU presets.
@@ -131,7 +133,7 @@ class CycleGAN(Variant):
             "log": {"samples": 8},
         }
 
-    def build(self) -> Players:
+    def build(self) -> Networks:
         if self.data.domains != 2 or self.data.kind != "image":
             raise ConfigError("data.name: cyclegan needs two unpaired image domains (unpaired or digits-pair)")
         c, ch = self.config, self.data.shape[0]
@@ -146,14 +148,14 @@ class CycleGAN(Variant):
             "pool_a": HistoryPool(c.pool_size, self.data.shape),
             "pool_b": HistoryPool(c.pool_size, self.data.shape),
         })
-        return Players(generator=gens, critic=critics)
+        return Networks(generator=gens, critic=critics)
 
-    def initialize(self, nets: Players, data: TensorData) -> dict[str, Any]:
+    def initialize(self, nets: Networks, data: TensorData) -> list[InitReport]:
         if self.config.orient == "off":
-            return {}
-        return orient_generators(data, nets.generator["a2b"], nets.generator["b2a"])
+            return []
+        return [orient_generators(data, nets.generator["a2b"], nets.generator["b2a"])]
 
-    def critic_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+    def critic_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d = nets.generator, nets.critic
         real_a, real_b = batch.x, batch.x_b
         with torch.no_grad():
@@ -168,20 +170,21 @@ class CycleGAN(Variant):
                        PenaltyInput(critic=d["b"], real=real_b, fake=fake_b, name="b")],
         )
 
-    def generator_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+    def generator_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d, c = nets.generator, nets.critic, self.config
         real_a, real_b = batch.x, batch.x_b
         fake_b, fake_a = g["a2b"](real_a), g["b2a"](real_b)
+        uses_real = self.loss.generator_uses_real  # relativistic losses compare with the real batch
         terms = {
-            "adv_a2b": self.loss.generator_loss(d["b"](fake_b)),
-            "adv_b2a": self.loss.generator_loss(d["a"](fake_a)),
+            "adv_a2b": self.loss.generator_loss(d["b"](fake_b), d["b"](real_b) if uses_real else None),
+            "adv_b2a": self.loss.generator_loss(d["a"](fake_a), d["a"](real_a) if uses_real else None),
             "cycle": c.cycle_weight * ((g["b2a"](fake_b) - real_a).abs().mean()
                                        + (g["a2b"](fake_a) - real_b).abs().mean()),
         }
         if c.identity_weight > 0:  # in the output domain's frame: without the orientation change
             terms["identity"] = c.cycle_weight * c.identity_weight * (
-                (g["a2b"](real_b, orient=False) - real_b).abs().mean()
-                + (g["b2a"](real_a, orient=False) - real_a).abs().mean())
+                (g["a2b"](real_b, transform=False) - real_b).abs().mean()
+                + (g["b2a"](real_a, transform=False) - real_a).abs().mean())
         return StepOutput(terms=terms)
 
     def translate(self, generator: nn.Module, x: Tensor, direction: str) -> Tensor:

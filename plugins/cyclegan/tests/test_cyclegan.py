@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from gancore.cli import cli
 from gancore.config import build_raw, resolve
-from gancore.data.unpaired import DigitsPair, Unpaired
+from gancore.translation.sources import DigitsPair, Unpaired
 from gancore.errors import ConfigError
 from gancore.inference import load_model
 from gancore.plugins import load_plugins
@@ -43,10 +43,10 @@ def test_defaults_are_the_papers():
 def test_four_networks_two_optimizers_and_named_terms(tmp_path):
     host = load_plugins()
     trainer = train(host, make_config(host, "cyclegan", TINY), tmp_path / "run")
-    nets = trainer.model.nets
+    nets = trainer.built.nets
     assert set(nets.generator) == {"a2b", "b2a"} and {"a", "b"} <= set(nets.critic)
     g_params = {id(p) for p in nets.generator.parameters()}
-    assert {id(p) for group in trainer.players["generator"].optimizer.param_groups for p in group["params"]} == g_params
+    assert {id(p) for group in trainer.state.optimizers["generator"].param_groups for p in group["params"]} == g_params
     import json
 
     record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
@@ -64,8 +64,8 @@ def test_checkpoint_resume_restores_all_four_networks_both_optimizers_and_pools(
     assert any(k.startswith("critic.pool_a.") for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a)
     for name in ("generator", "critic"):
-        sa = straight.players[name].optimizer.state_dict()["state"]
-        sb = resumed.players[name].optimizer.state_dict()["state"]
+        sa = straight.state.optimizers[name].state_dict()["state"]
+        sb = resumed.state.optimizers[name].state_dict()["state"]
         assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
 
 
@@ -233,9 +233,9 @@ def test_orientation_is_found_checkpointed_and_not_searched_again_on_resume(tmp_
     trainer = train(host, make_config(host, "cyclegan", {**over, "train.steps": 2}), tmp_path / "run")
     found = json.loads((tmp_path / "run" / "init.json").read_text())["orientation"]
     assert (found["angle"], found["mirror"], found["identity"]) == (90.0, False, False)
-    g = trainer.model.nets.generator
+    g = trainer.built.nets.generator
     x = torch.randn(2, 1, 16, 16)
-    assert torch.equal(g["a2b"](x, orient=False), g["a2b"].net(x))
+    assert torch.equal(g["a2b"](x, transform=False), g["a2b"].net(x))
     assert torch.equal(g["a2b"](x), g["a2b"].net(torch.rot90(x, 1, dims=(2, 3))))
     assert torch.equal(g["b2a"](x), g["b2a"].net(torch.rot90(x, -1, dims=(2, 3))))
 
@@ -244,7 +244,7 @@ def test_orientation_is_found_checkpointed_and_not_searched_again_on_resume(tmp_
 
     monkeypatch.setattr(gancore_cyclegan, "orient_generators", no_search)
     resumed = train(host, make_config(host, "cyclegan", {**over, "train.steps": 4}), tmp_path / "run", resume=True)
-    assert torch.equal(resumed.model.nets.generator["a2b"].matrix, g["a2b"].matrix)
+    assert torch.equal(resumed.built.nets.generator["a2b"].matrix, g["a2b"].matrix)
     model, _ = load_model(host, tmp_path / "run")  # what gancore translate uses
     assert model.nets.generator["a2b"].active and torch.equal(model.nets.generator["b2a"].matrix,
                                                              g["b2a"].matrix)
@@ -256,7 +256,7 @@ def test_style_only_domains_keep_the_identity_and_orient_off_skips_the_search(tm
     host = load_plugins()
     trainer = train(host, make_config(host, "cyclegan", {**TINY, "train.steps": 1}), tmp_path / "invert")
     assert json.loads((tmp_path / "invert" / "init.json").read_text())["orientation"]["identity"]
-    assert not trainer.model.nets.generator["a2b"].active
+    assert not trainer.built.nets.generator["a2b"].active
     over = {**TINY, "train.steps": 1, "data.b_style": "rotate", "variant.orient": "off"}
     trainer = train(host, make_config(host, "cyclegan", over), tmp_path / "off")
-    assert not (tmp_path / "off" / "init.json").exists() and not trainer.model.nets.generator["a2b"].active
+    assert not (tmp_path / "off" / "init.json").exists() and not trainer.built.nets.generator["a2b"].active

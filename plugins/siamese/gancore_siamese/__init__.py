@@ -31,8 +31,9 @@ from torch import Tensor, nn
 from gancore import (
     Batch,
     ConfigError,
+    InitReport,
+    Networks,
     PenaltyInput,
-    Players,
     Preset,
     Settings,
     StepContext,
@@ -41,7 +42,8 @@ from gancore import (
     hookimpl,
 )
 from gancore.losses import squared_distance
-from gancore.nets import DCGANCritic, DCGANGenerator, Orient, Oriented, UNetGenerator, orient_field, orient_generators
+from gancore.nets import DCGANCritic, DCGANGenerator, UNetGenerator
+from gancore.translation import Oriented, OrientMode, orient_generators, orientation_setting
 
 if TYPE_CHECKING:
     from gancore.data import TensorData
@@ -100,7 +102,7 @@ class SiameseSettings(Settings):
         "this far apart (TraVeLGAN's margin term; 0 disables it)."
     )
     margin_weight: float = Field(1.0, ge=0.0, description="translate: weight of the margin term.")
-    orient: Orient = orient_field()
+    orient: OrientMode = orientation_setting()
 
 
 class Siamese(Variant):
@@ -134,7 +136,7 @@ class Siamese(Variant):
                     "train": {"steps": 1500, "batch_size": 16, "n_critic": 1}, "log": {"samples": 8}}
         return {**common, "data": {"name": "digits"}, "train": {"steps": 1500, "batch_size": 64, "n_critic": 1}}
 
-    def build(self) -> Players:
+    def build(self) -> Networks:
         c, spec = self.config, self.data
         if spec.kind != "image":
             raise ConfigError(f"data.name: siamese needs image data, got {spec.kind} data")
@@ -147,18 +149,18 @@ class Siamese(Variant):
                                   "(unpaired or digits-pair)")
             generator = Oriented(UNetGenerator(channels, channels, c.generator_width, c.unet_depth,
                                                attention=c.self_attention, image_size=size))
-            return Players(generator=generator, critic=critic)
+            return Networks(generator=generator, critic=critic)
         if spec.domains != 1:
             raise ConfigError("data.name: siamese's generate mode needs one image domain; set "
                               "variant.mode=translate for two")
-        return Players(generator=DCGANGenerator(c.latent_dim, channels, size, c.generator_width,
+        return Networks(generator=DCGANGenerator(c.latent_dim, channels, size, c.generator_width,
                                                 attention=c.self_attention),
                        critic=critic)
 
-    def initialize(self, nets: Players, data: TensorData) -> dict[str, Any]:
+    def initialize(self, nets: Networks, data: TensorData) -> list[InitReport]:
         if self.config.mode != "translate" or self.config.orient == "off":
-            return {}
-        return orient_generators(data, nets.generator)
+            return []
+        return [orient_generators(data, nets.generator)]
 
     def anchor_distance(self, out: Tensor) -> Tensor:
         """Squared distance of each encoding to the loss's anchor (the origin for losses without
@@ -183,7 +185,7 @@ class Siamese(Variant):
     def _real(self, batch: Batch) -> Tensor:
         return batch.x_b if self.config.mode == "translate" else batch.x
 
-    def critic_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+    def critic_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d, c = nets.generator, nets.critic, self.config
         real = self._real(batch)
         with torch.no_grad():
@@ -201,7 +203,7 @@ class Siamese(Variant):
         return StepOutput(terms=terms, stats=stats,
                           penalties=[PenaltyInput(critic=self.score(d), real=real, fake=fake)])
 
-    def generator_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+    def generator_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d, c = nets.generator, nets.critic, self.config
         source, fake = self._fakes(g, batch, ctx)
         fake_out = d(fake)

@@ -95,7 +95,7 @@ def test_generate_critic_outputs_vectors_and_logs_distances(tmp_path):
     host = load_plugins()
     cfg = make_config(host, "siamese", {**SMALL, **TINY, "variant.vec_len": 5})
     trainer = train(host, cfg, tmp_path / "run")
-    out = trainer.model.nets.critic(torch.zeros(3, 1, 16, 16))
+    out = trainer.built.nets.critic(torch.zeros(3, 1, 16, 16))
     assert out.shape == (3, 5)
     record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"critic/real_distance", "critic/fake_distance"} <= set(record)
@@ -115,7 +115,7 @@ def test_self_attention_builds_in_both_players(tmp_path):
     for mode in ("generate", "translate"):
         over = TRANSLATE if mode == "translate" else {**SMALL, **TINY}
         trainer = train(host, make_config(host, "siamese", {**over, "variant.self_attention": True}), tmp_path / mode)
-        for net in (trainer.model.nets.generator, trainer.model.nets.critic):
+        for net in (trainer.built.nets.generator, trainer.built.nets.critic):
             assert any(type(m).__name__ == "SelfAttention" for m in net.modules())
 
 
@@ -175,7 +175,7 @@ def test_mode_and_data_mismatches_are_one_line_errors(tmp_path, sets, match):
 def test_translate_mode_puts_the_found_orientation_in_front_of_g(tmp_path):
     host = load_plugins()
     trainer = train(host, make_config(host, "siamese", {**TRANSLATE, "data.b_style": "rotate"}), tmp_path / "t")
-    g = trainer.model.nets.generator
+    g = trainer.built.nets.generator
     x = torch.randn(2, 1, 16, 16)
     assert g.active and torch.equal(g(x), g.net(torch.rot90(x, 1, dims=(2, 3))))
     assert '"angle": 90.0' in (tmp_path / "t" / "init.json").read_text()

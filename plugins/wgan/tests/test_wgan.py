@@ -53,7 +53,7 @@ def test_gp_refuses_batchnorm_in_the_critic():
 def test_gp_critic_has_no_batchnorm_and_a_linear_output(tmp_path):
     host = load_plugins()
     trainer = train(host, make_config(host, "wgan", {**SMALL, **TINY}), tmp_path / "run")
-    critic = trainer.model.nets.critic
+    critic = trainer.built.nets.critic
     assert not any(isinstance(m, nn.BatchNorm2d) for m in critic.modules())
     assert isinstance(list(critic.modules())[-1], nn.Conv2d)  # no sigmoid: unbounded output
 
@@ -61,7 +61,7 @@ def test_gp_critic_has_no_batchnorm_and_a_linear_output(tmp_path):
 def test_clip_mode_keeps_critic_weights_clipped(tmp_path):
     host = load_plugins()
     trainer = train(host, make_config(host, "wgan", {**SMALL, **TINY, "variant.mode": "clip"}), tmp_path / "run")
-    assert max(p.abs().max().item() for p in trainer.model.nets.critic.parameters()) <= 0.01
+    assert max(p.abs().max().item() for p in trainer.built.nets.critic.parameters()) <= 0.01
 
 
 def test_wasserstein_estimate_and_penalty_are_logged(tmp_path):

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
+from gancore.variant import InitReport
+
 if TYPE_CHECKING:
     from gancore.data import TensorData
 
@@ -126,7 +128,7 @@ class Orientation:
                 f"{self.identity_distance:.4f} without it)")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"summary": self.describe(), "angle": self.angle, "mirror": self.mirror,
+        return {"angle": self.angle, "mirror": self.mirror,
                 "mmd2": self.distance, "mmd2_identity": self.identity_distance, "identity": self.is_identity}
 
 
@@ -181,8 +183,10 @@ class Oriented(nn.Module):
     The change is a ``[2, 3]`` sampling matrix kept as a buffer (so checkpoints, resume, EMA and
     ``gancore translate`` carry it); the identity is skipped, quarter turns and mirrors move
     pixels exactly (``torch.rot90``/``flip``), other angles are resampled bilinearly.
-    ``forward(x, orient=False)`` runs ``net`` alone, for losses stated in the output domain's
-    frame (CycleGAN's identity loss).
+    ``forward(x, transform=False)`` runs ``net`` alone, for losses stated in the output domain's
+    frame (CycleGAN's identity loss). It is a keyword of ``forward``, not a method of its own, so it
+    also works through the DDP wrapper the kernel puts around the updated network under
+    ``--nproc`` (DDP synchronises gradients only for calls of the module itself).
     """
 
     def __init__(self, net: nn.Module) -> None:
@@ -207,16 +211,17 @@ class Oriented(nn.Module):
         super()._load_from_state_dict(*args, **kwargs)
         self._refresh()
 
-    def forward(self, x: Tensor, y: Tensor | None = None, *, orient: bool = True) -> Tensor:
-        if orient and self.active:
+    def forward(self, x: Tensor, y: Tensor | None = None, *, transform: bool = True) -> Tensor:
+        """``net`` after the orientation change (``transform=False``: without it)."""
+        if transform and self.active:
             x = apply_orientation(x, self.matrix) if self._quarter is None else turn(x, *self._quarter)
         return self.net(x) if y is None else self.net(x, y)
 
 
-Orient = Literal["auto", "off"]
+OrientMode = Literal["auto", "off"]
 
 
-def orient_field() -> Any:
+def orientation_setting() -> Any:
     """The ``orient`` setting of a translation variant (a pydantic field, default ``auto``)."""
     return Field("auto", description=(
         "auto: before training, find the turn (and mirror) that makes A's images distributed most like "
@@ -224,16 +229,16 @@ def orient_field() -> Any:
         "B -> A) when it at least halves the identity's discrepancy; off: never."))
 
 
-def orient_generators(data: TensorData, a2b: Oriented, b2a: Oriented | None = None) -> dict[str, Any]:
+def orient_generators(data: TensorData, a2b: Oriented, b2a: Oriented | None = None) -> InitReport:
     """Find the orientation between ``data``'s two domains and set it on the generators
     (``a2b`` gets it, ``b2a`` its inverse); the report for :meth:`Variant.initialize`."""
     if data.x_b is None:
         raise ValueError("orient_generators needs two-domain data")
     if min(len(data.x), len(data.x_b)) < MIN_IMAGES:
-        return {"orientation": {"summary": f"not searched: a domain has fewer than {MIN_IMAGES} images",
-                                "identity": True}}
+        return InitReport("orientation", f"not searched: a domain has fewer than {MIN_IMAGES} images",
+                          {"identity": True})
     found = find_orientation(data.x, data.x_b)
     a2b.set_matrix(found.matrix())
     if b2a is not None:
         b2a.set_matrix(found.inverse_matrix())
-    return {"orientation": found.to_dict()}
+    return InitReport("orientation", found.describe(), found.to_dict())

@@ -1,0 +1,21 @@
+"""``init.json``: what the variant's data-dependent set-up found (fresh runs only)."""
+
+from __future__ import annotations
+
+import json
+
+from gancore import hookimpl
+from gancore.kernel.checkpoint import write_text_atomic
+from gancore.kernel.run import Run
+from gancore.variant import InitReport
+
+
+class InitReportWriter:
+    """Prints ``initialize: <name>: <summary>`` per report and writes them to ``RUN/init.json``."""
+
+    @hookimpl
+    def gancore_initialized(self, reports: list[InitReport], run: Run) -> None:
+        for report in reports:
+            run.echo(f"initialize: {report.name}: {report.summary}")
+        body = {report.name: report.to_json() for report in reports}
+        write_text_atomic(json.dumps(body, indent=2) + "\n", run.run_dir / "init.json")

@@ -1,0 +1,31 @@
+"""Sample grids: ``samples/step_*.png`` every ``log.sample_every`` steps and at the end."""
+
+from __future__ import annotations
+
+import torch
+
+from gancore import hookimpl
+from gancore.kernel.drawing import evaluating
+from gancore.kernel.run import Run
+from gancore.visualize import save_samples
+
+SAMPLE_SEED_OFFSET = 7919  # sample grids use their own noise, never the training stream
+
+
+class SampleGrids:
+    """Draws the variant's :meth:`~gancore.Variant.preview` (EMA generator when kept) with a fixed
+    noise stream, so the grids of one run are comparable step to step."""
+
+    @hookimpl
+    def gancore_step_end(self, run: Run) -> None:
+        if not run.due(run.config.log.sample_every):
+            return
+        cfg = run.config
+        rng = torch.Generator(device=run.device).manual_seed(cfg.train.seed + SAMPLE_SEED_OFFSET)
+        n = cfg.log.samples if run.spec.kind == "image" else cfg.log.scatter_points
+        with evaluating(run.built.generator()) as gen:
+            x, nrow = run.built.variant.preview(gen, run.preview_batch, n, rng=rng, device=run.device)
+        path = run.run_dir / "samples" / f"step_{run.step:07d}.png"
+        reference = run.landmarks.numpy() if run.landmarks is not None else None
+        save_samples(x.float(), path, reference=reference, nrow=nrow)
+        run.samples_saved(path)

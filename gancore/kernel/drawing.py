@@ -1,0 +1,56 @@
+"""Running a built generator outside training: samples and translations, in eval mode, in chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+from gancore.kernel.build import BuiltRun
+
+SAMPLE_CHUNK = 512
+TRANSLATE_CHUNK = 64
+
+
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` in eval mode and without gradients for the block; its mode is restored after."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield module
+    finally:
+        module.train(was_training)
+
+
+def draw_samples(built: BuiltRun, n: int, *, rng: torch.Generator, ema: bool = True,
+                 labels: Tensor | None = None, chunk: int = SAMPLE_CHUNK) -> Tensor:
+    """``n`` samples in data space (float32, on the CPU) from the EMA generator when ``ema`` and
+    one is kept, else the trained one, through :meth:`gancore.Variant.sample`, ``chunk`` at a time.
+    ``labels`` (``[n]``) for conditional variants; every class equally often when None."""
+    from gancore.labels import balanced_labels
+
+    variant = built.variant
+    if labels is None and variant.conditional:
+        labels = balanced_labels(n, variant.data.num_classes)
+    out = []
+    with evaluating(built.generator(ema)) as gen:
+        for i in range(0, n, chunk):
+            part = None if labels is None else labels[i:i + chunk]
+            out.append(variant.sample(gen, min(chunk, n - i), rng=rng, device=built.device,
+                                      labels=part).float().cpu())
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def translate_chunks(built: BuiltRun, x: Tensor, direction: str, *, ema: bool = True,
+                     chunk: int = TRANSLATE_CHUNK) -> Tensor:
+    """Images ``x`` (``[N, C, H, W]`` in [-1, 1]) translated by :meth:`gancore.Variant.translate`,
+    ``chunk`` at a time, in eval mode; float32 on the CPU."""
+    out = []
+    with evaluating(built.generator(ema)) as gen:
+        for i in range(0, len(x), chunk):
+            out.append(built.variant.translate(gen, x[i:i + chunk].to(built.device), direction).float().cpu())
+    return torch.cat(out) if out else torch.empty(0)

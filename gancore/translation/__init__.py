@@ -1,0 +1,39 @@
+"""Image-to-image translation helpers (public API): two-domain data sources, the orientation
+search that aligns the domains before unpaired training, and the translation metrics.
+
+- :class:`Unpaired` (``data.name = "unpaired"``: trainA/ and trainB/ folders, CycleGAN's layout)
+  and :class:`DigitsPair` (``digits-pair``: digits and a restyled copy, with hidden labels);
+- :func:`find_orientation`, :class:`Orientation`, :class:`Oriented` (a generator behind a fixed
+  turn/mirror of its input; ``forward(x, transform=False)`` runs it without),
+  :func:`orient_generators` (for :meth:`gancore.Variant.initialize`), :func:`orientation_setting`
+  and :data:`OrientMode` (a variant's ``orient = "auto" | "off"`` setting);
+- :class:`Preservation` and :class:`Reconstruction` (``gancore eval --metric ...``).
+"""
+
+from __future__ import annotations
+
+from gancore.translation.metrics import TRANSLATION_METRICS, Preservation, Reconstruction
+from gancore.translation.orient import (
+    Orientation,
+    Oriented,
+    OrientMode,
+    find_orientation,
+    orient_generators,
+    orientation_setting,
+)
+from gancore.translation.sources import DigitsPair, Unpaired, restyle
+
+__all__ = [
+    "TRANSLATION_METRICS",
+    "DigitsPair",
+    "OrientMode",
+    "Orientation",
+    "Oriented",
+    "Preservation",
+    "Reconstruction",
+    "Unpaired",
+    "find_orientation",
+    "orient_generators",
+    "orientation_setting",
+    "restyle",
+]

@@ -1,0 +1,204 @@
+"""The variant interface: a GAN family's settings, networks, schedule and losses.
+
+A *variant* owns its game: it builds its players' networks and says what each player minimises,
+as named loss terms, in a schedule of :class:`Phase` objects. The kernel owns the mechanics:
+autocast, backward, gradient scaling, optimizer steps, regularizers, EMA, checkpoints. A variant
+never calls ``backward()`` or ``optimizer.step()``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from gancore.interfaces import Batch, DataSpec, Loss, Networks, NoSettings, Settings, StepContext, StepOutput
+
+if TYPE_CHECKING:
+    from gancore.data import TensorData
+
+StepFn = Callable[[Networks, Batch, StepContext], StepOutput]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One entry of a training iteration's schedule, in the spirit of stylegan2-ada's phases.
+
+    Each iteration runs the phases in order; a phase updates the network of ``player`` (a name
+    of :class:`~gancore.Networks`) ``repeat`` times in a row with the loss terms ``step``
+    returns, and runs only on every ``every``-th iteration (a lazy phase). The other players'
+    parameters are frozen while it runs. Regularizers (penalties, constraints) act on the
+    ``critic`` player's phases.
+    """
+
+    player: str
+    step: StepFn
+    repeat: int = 1
+    every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.repeat < 1 or self.every < 1:
+            raise ValueError(f"Phase({self.player!r}): repeat and every must be at least 1")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A variant's named bundle of settings, e.g. larger networks and images for a GPU.
+
+    ``settings`` maps dotted keys to values (``{"data.image_size": 128}``); ``--preset NAME``
+    puts them over the variant's defaults and under the user's ``--config`` file and ``--set``
+    values, so any of them can still be overridden. ``doc`` is the line ``gancore config VARIANT``
+    shows.
+    """
+
+    doc: str
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class InitReport:
+    """What a variant's :meth:`Variant.initialize` found, under one name.
+
+    ``summary`` is the line ``gancore run`` prints (``initialize: <name>: <summary>``);
+    ``details`` (JSON-ready) go to the run's ``init.json`` beside it.
+    """
+
+    name: str
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"summary": self.summary, **self.details}
+
+
+class Variant(ABC):
+    """A GAN family: its settings, its networks, its schedule and what each player minimises.
+
+    Subclasses set ``name`` and ``Config`` (a :class:`Settings` model) and implement
+    :meth:`build` and either :meth:`critic_step` and :meth:`generator_step` (the standard
+    schedule) or :meth:`phases` (their own).
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type[Settings]] = NoSettings
+    conditional: ClassVar[bool] = False
+    """True when the variant needs labelled data (:meth:`sample` then takes ``labels``)."""
+    presets: ClassVar[dict[str, Preset]] = {}
+    """Named bundles of settings for other scales (``gancore run VARIANT --preset NAME``)."""
+    generator_loss_gets_real: ClassVar[bool] = True
+    """True when the generator steps pass the critic's outputs on a real batch to
+    ``loss.generator_loss`` whenever ``loss.generator_uses_real`` (relativistic losses). A
+    variant that cannot sets it False: such a loss is then a config error at resolve time. The
+    contract suite trains every variant with such a loss, so a True that does not hold fails it."""
+
+    def __init__(self, config: Settings, data: DataSpec, loss: Loss) -> None:
+        self.config = config
+        self.data = data
+        self.loss = loss
+
+    @classmethod
+    def defaults(cls, config: Settings) -> dict[str, Any]:
+        """Defaults this variant sets on the core's config sections, as a nested dict.
+
+        Applied under the user's file and ``--set`` values, for example
+        ``{"train": {"n_critic": 5}, "optim": {"critic": {"name": "rmsprop"}}}``.
+        ``config`` is the variant's own validated settings, so defaults may depend on a mode.
+        """
+        return {}
+
+    @classmethod
+    def data_defaults(cls, config: Settings, kind: str) -> dict[str, Any]:
+        """Defaults that depend on the kind of data (``"image"`` or ``"vector"``), as a nested dict.
+
+        Applied over :meth:`defaults` and under the user's file and ``--set`` values, once the
+        data source is known (its ``data_kind``), without loading the data. ``gancore config``
+        marks the values that came from here.
+        """
+        return {}
+
+    @abstractmethod
+    def build(self) -> Networks:
+        """Create the networks, freshly initialised (the kernel seeds the RNG first)."""
+
+    def phases(self, n_critic: int) -> list[Phase]:
+        """The schedule of one training iteration. By default ``n_critic`` critic updates
+        (:meth:`critic_step`), then one generator update (:meth:`generator_step`); a model
+        without a critic returns only its generator's phase, and a third player its own."""
+        return [Phase("critic", self.critic_step, repeat=n_critic), Phase("generator", self.generator_step)]
+
+    def critic_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
+        """Loss terms for one critic update (used by the default :meth:`phases`)."""
+        raise NotImplementedError(f"variant {self.name!r} has no critic_step; its phases() must not use it")
+
+    def generator_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
+        """Loss terms for one generator update (used by the default :meth:`phases`)."""
+        raise NotImplementedError(f"variant {self.name!r} has no generator_step; its phases() must not use it")
+
+    def initialize(self, nets: Networks, data: TensorData) -> list[InitReport]:
+        """Data-dependent set-up of freshly built networks (nothing by default).
+
+        Called once per fresh run, on every process, after :meth:`build` and before the
+        networks move to the device, with the whole training set. A resumed run does not call
+        it and restores the networks from the checkpoint, so whatever this sets must live in
+        parameters or buffers. The reports are printed (one line each) and written to the run's
+        ``init.json`` by the ``init-report`` feature plugin.
+        """
+        return []
+
+    def sample(
+        self,
+        generator: nn.Module,
+        n: int,
+        *,
+        rng: torch.Generator,
+        device: torch.device,
+        labels: Tensor | None = None,
+    ) -> Tensor:
+        """Generate ``n`` samples in data space with ``generator`` (the raw or the EMA one).
+
+        ``gancore sample``, evaluation and the default :meth:`preview` call it, in eval mode and
+        without gradients, in chunks. Conditional variants take ``labels`` (``[n]`` class indices;
+        every class equally often when None); unconditional ones ignore them. Override it when the
+        generator's input is more than ``sample_latent`` noise (codes, labels of your own).
+        """
+        from gancore.labels import balanced_labels, check_labels
+
+        if not self.conditional:
+            labels = None
+        elif labels is None:
+            labels = balanced_labels(n, self.data.num_classes, device)
+        else:
+            labels = check_labels(labels, self.data.num_classes).to(device)
+        z = generator.sample_latent(n, generator=rng, device=device)
+        return generator(z, labels)
+
+    def preview(
+        self, generator: nn.Module, batch: Batch, n: int, *, rng: torch.Generator, device: torch.device
+    ) -> tuple[Tensor, int | None]:
+        """The images of a progress grid and how many go in a row (None: a square grid).
+
+        Called by the ``sample-grids`` feature plugin every ``log.sample_every`` steps, in eval
+        mode. ``batch`` is a fixed batch of training data (the same at every call). By default:
+        ``n`` samples, one row per class for conditional variants. Translation variants show rows
+        of input, translation and reconstruction.
+        """
+        from gancore.labels import class_rows
+
+        if not self.conditional:
+            return self.sample(generator, n, rng=rng, device=device), None
+        per_class = max(1, n // self.data.num_classes)
+        labels = class_rows(per_class, self.data.num_classes, device)
+        return self.sample(generator, len(labels), rng=rng, device=device, labels=labels), per_class
+
+    def translate(self, generator: nn.Module, x: Tensor, direction: str) -> Tensor:
+        """Translate images ``x`` (in [-1, 1]) with the trained generator(s).
+
+        ``direction`` is ``"a2b"`` or ``"b2a"``. Only image-to-image variants implement it.
+        """
+        from gancore.errors import ConfigError
+
+        raise ConfigError(f"variant {self.name!r} does not translate images (it generates from noise)")
