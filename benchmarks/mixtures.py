@@ -8,6 +8,11 @@ their nearest mode). Runs go in parallel processes (``--jobs``); prints a table 
 
     python benchmarks/mixtures.py --steps 5000 --jobs 3
     python benchmarks/mixtures.py --variants wgan-gp-toy --steps 6000 --jobs 3   # WGAN-GP, toy settings
+    python benchmarks/mixtures.py --variants readme --jobs 3   # the README's command, the plugin's defaults
+
+``readme`` runs the README's ``gancore run wgan --set variant.mode=gp --set data.name=gaussian-grid``
+as a user would: only the seed and the logging are set, so the steps, batch, learning rates and
+penalty are the plugin's (data-aware) defaults, and ``--steps`` does not apply.
 """
 
 from __future__ import annotations
@@ -37,7 +42,11 @@ VARIANTS: dict[str, list[str]] = {
     "wgan-clip": ["wgan", "--set", "variant.mode=clip"],
     "wgan-gp": ["wgan", "--set", "variant.mode=gp"],
     "wgan-gp-toy": ["wgan", "--set", "variant.mode=gp", *[a for s in TOY for a in ("--set", s)]],
+    "readme": ["wgan", "--set", "variant.mode=gp", "--set", "data.name=gaussian-grid"],
 }
+#: Variants run with the plugin's defaults: no batch, steps or precision set by the benchmark.
+AS_DEFAULTS = {"readme"}
+LOGGING = ["--set", "log.progress=false", "--set", "log.every=500", "--set", "log.sample_every=0"]
 COMMON = ["--set", "data.name=gaussian-grid", "--set", "train.batch_size=256",
           "--set", "log.progress=false", "--set", "log.every=500", "--set", "log.sample_every=0",
           "--set", "train.precision=fp32"]
@@ -45,9 +54,9 @@ COMMON = ["--set", "data.name=gaussian-grid", "--set", "train.batch_size=256",
 
 def one_run(name: str, seed: int, steps: int, extra: list[str], root: Path, device: str) -> dict:
     out = root / f"{name}-{seed}"
-    cmd = [sys.executable, "-m", "gancore", "run", *VARIANTS[name], "--out", str(out), *COMMON,
-           "--set", f"train.steps={steps}", "--set", f"train.seed={seed}",
-           "--set", f"train.device={device}", *extra]
+    settings = LOGGING if name in AS_DEFAULTS else [*COMMON, "--set", f"train.steps={steps}"]
+    cmd = [sys.executable, "-m", "gancore", "run", *VARIANTS[name], "--out", str(out), *settings,
+           "--set", f"train.seed={seed}", "--set", f"train.device={device}", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -63,7 +72,9 @@ def one_run(name: str, seed: int, steps: int, extra: list[str], root: Path, devi
     )
     stats = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                       check=True).stdout)
-    return {"variant": name, "seed": seed, "steps": steps, "seconds": round(seconds, 1), **stats}
+    resolved = json.loads((out / "config.json").read_text())
+    return {"variant": name, "seed": seed, "steps": resolved["train"]["steps"],
+            "batch": resolved["train"]["batch_size"], "seconds": round(seconds, 1), **stats}
 
 
 def main() -> None:
@@ -85,14 +96,15 @@ def main() -> None:
 
     machine = (torch.cuda.get_device_name() if args.device != "cpu" and torch.cuda.is_available()
                else f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} threads")
-    print(f"gaussian-grid, 2,500 samples per run, {args.steps} steps, batch 256, on {machine}")
-    print(f"{'variant':<11} {'seed':>4} {'modes':>6} {'high-quality':>13} {'seconds':>8}")
+    print(f"gaussian-grid, 2,500 samples per run, on {machine}")
+    print(f"{'variant':<11} {'seed':>4} {'steps':>6} {'batch':>5} {'modes':>6} {'high-quality':>13} {'seconds':>8}")
     for r in rows:
-        print(f"{r['variant']:<11} {r['seed']:>4} {r['modes']:>3}/{r['total_modes']:<2} "
+        print(f"{r['variant']:<11} {r['seed']:>4} {r['steps']:>6} {r['batch']:>5} {r['modes']:>3}/{r['total_modes']:<2} "
               f"{100 * r['high_quality']:>12.1f}% {r['seconds']:>8.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine, "steps": args.steps, "extra": args.sets,
-                                    "commands": {v: VARIANTS[v] + COMMON for v in args.variants},
+                                    "commands": {v: VARIANTS[v] + (LOGGING if v in AS_DEFAULTS else COMMON)
+                                                 for v in args.variants},
                                     "runs": rows}, indent=2) + "\n")
 
 

@@ -21,6 +21,7 @@ from gancore.features.tensorboard import TensorBoardLog
 
 def default_features() -> list[tuple[str, object]]:
     """Fresh instances of the core's feature plugins, with their plugin names."""
+    # pluggy calls the last registered first: at a step's end the grid is drawn, then evaluated
     return [("gancore.metrics-log", MetricsLog()), ("gancore.tensorboard", TensorBoardLog()),
-            ("gancore.sample-grids", SampleGrids()), ("gancore.periodic-eval", PeriodicEval()),
+            ("gancore.periodic-eval", PeriodicEval()), ("gancore.sample-grids", SampleGrids()),
             ("gancore.init-report", InitReportWriter())]

@@ -19,7 +19,7 @@ from gancore import (
     Batch,
     ConfigError,
     PenaltyInput,
-    Players,
+    Networks,
     Preset,
     Settings,
     StepContext,
@@ -28,7 +28,7 @@ from gancore import (
     hookimpl,
 )
 from gancore.games import dcgan_defaults
-from gancore_cgan.nets import ConcatCritic, ConditionalGenerator, ProjectionCritic
+from gancore_cgan.nets import ClassifiedScores, ConcatCritic, ConditionalGenerator, ProjectionCritic
 
 
 class CGANSettings(Settings):
@@ -67,7 +67,7 @@ class CGAN(Variant):
     def defaults(cls, config: Settings) -> dict[str, Any]:
         return dcgan_defaults(steps=2000)
 
-    def build(self) -> Players:
+    def build(self) -> Networks:
         c, shape, classes = self.config, self.data.shape, self.data.num_classes
         vector = self.data.kind == "vector"
         if vector and c.conditioning == "projection":
@@ -79,41 +79,37 @@ class CGAN(Variant):
             critic = ConcatCritic(shape, classes, c.critic_width, c.auxiliary, c.mlp_hidden, c.mlp_layers)
         else:
             critic = ProjectionCritic(shape, classes, c.critic_width, c.auxiliary)
-        return Players(generator=generator, critic=critic)
+        return Networks(generator=generator, critic=critic)
 
-    def _aux(self, critic: torch.nn.Module, y: torch.Tensor) -> torch.Tensor:
-        logits = critic.last_class_logits
-        return F.cross_entropy(logits.float(), y)
+    def _aux(self, out: ClassifiedScores, y: torch.Tensor) -> torch.Tensor:
+        assert out.class_logits is not None
+        return F.cross_entropy(out.class_logits.float(), y)
 
-    def critic_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+    def critic_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d, y = nets.generator, nets.critic, batch.y
         assert y is not None
         z = ctx.latent(g, len(y))
         with torch.no_grad():
             fake = g(z, y)  # generated with the real batch's labels
-        real_out = d(batch.x, y)
-        terms: dict[str, torch.Tensor] = {}
-        stats: dict[str, torch.Tensor] = {}
+        real, generated = d(batch.x, y), d(fake, y)
+        terms = {"adv": self.loss.critic_loss(real.scores, generated.scores)}
+        stats = {"real": real.scores.detach().float().mean(), "fake": generated.scores.detach().float().mean()}
         if self.config.auxiliary:
-            terms["aux_real"] = self.config.aux_weight * self._aux(d, y)
-            stats["aux_accuracy"] = (d.last_class_logits.argmax(1) == y).float().mean().detach()
-        fake_out = d(fake, y)
-        terms["adv"] = self.loss.critic_loss(real_out, fake_out)
-        if self.config.auxiliary:
-            terms["aux_fake"] = self.config.aux_weight * self._aux(d, y)
-        stats.update(real=real_out.detach().float().mean(), fake=fake_out.detach().float().mean())
+            terms["aux_real"] = self.config.aux_weight * self._aux(real, y)
+            terms["aux_fake"] = self.config.aux_weight * self._aux(generated, y)
+            stats["aux_accuracy"] = (real.class_logits.argmax(1) == y).float().mean().detach()
         return StepOutput(terms=terms, stats=stats,
-                          penalties=[PenaltyInput(critic=lambda x: d(x, y), real=batch.x, fake=fake)])
+                          penalties=[PenaltyInput(critic=lambda x: d(x, y).scores, real=batch.x, fake=fake)])
 
-    def generator_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+    def generator_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d, y = nets.generator, nets.critic, batch.y
         assert y is not None
         z = ctx.latent(g, len(y))
-        real_out = d(batch.x, y) if self.loss.generator_uses_real else None
-        fake_out = d(g(z, y), y)
-        terms = {"adv": self.loss.generator_loss(fake_out, real_out)}
+        real = d(batch.x, y).scores if self.loss.generator_uses_real else None
+        generated = d(g(z, y), y)
+        terms = {"adv": self.loss.generator_loss(generated.scores, real)}
         if self.config.auxiliary:
-            terms["aux"] = self.config.aux_weight * self._aux(d, y)
+            terms["aux"] = self.config.aux_weight * self._aux(generated, y)
         return StepOutput(terms=terms)
 
 

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from typing import NamedTuple
+
 from torch import Tensor, nn
 
 from gancore import Critic, Generator
 from gancore.nets import DCGANCritic, DCGANGenerator, MLPCritic, MLPGenerator
+
+
+class ClassifiedScores(NamedTuple):
+    """A conditional critic's output: the adversarial scores ``[N]`` and, with the ACGAN head, its
+    class logits ``[N, K]`` (None without it). Returned through ``forward``, so it also passes the
+    DDP wrapper and ``torch.compile``."""
+
+    scores: Tensor
+    class_logits: Tensor | None
 
 
 class LabelCode(nn.Module):
@@ -62,18 +73,16 @@ class ConcatCritic(Critic):
             self.body = DCGANCritic(shape[0], shape[-1], width, norm="batch",
                                     extra_channels=num_classes, out_dim=1 + num_classes * aux)
         self.aux = aux
-        self.last_class_logits: Tensor | None = None
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor | None = None) -> ClassifiedScores:
         assert y is not None, "a conditional critic needs labels"
         code = F.one_hot(y, self.num_classes).to(x.dtype)
         if x.dim() == 4:
             code = code[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
         out = self.body(torch.cat([x, code], dim=1))
         if not self.aux:
-            return out
-        self.last_class_logits = out[:, 1:]
-        return out[:, 0]
+            return ClassifiedScores(out, None)
+        return ClassifiedScores(out[:, 0], out[:, 1:])
 
 
 class ProjectionCritic(Critic):
@@ -86,14 +95,11 @@ class ProjectionCritic(Critic):
         self.embed = nn.Embedding(num_classes, dim)
         nn.init.normal_(self.embed.weight, 0.0, 0.02)
         self.classifier = nn.Linear(dim, num_classes) if aux else None
-        self.last_class_logits: Tensor | None = None
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor | None = None) -> ClassifiedScores:
         assert y is not None, "a conditional critic needs labels"
         h = self.body.features(x)
         out = self.body.head(h).flatten(1).squeeze(1)
         flat = h.flatten(1)
         out = out + (self.embed(y).to(flat.dtype) * flat).sum(1)
-        if self.classifier is not None:
-            self.last_class_logits = self.classifier(flat)
-        return out
+        return ClassifiedScores(out, self.classifier(flat) if self.classifier is not None else None)
