@@ -99,8 +99,8 @@ def main() -> None:
     print(f"gaussian-grid, 2,500 samples per run, on {machine}")
     print(f"{'variant':<11} {'seed':>4} {'steps':>6} {'batch':>5} {'modes':>6} {'high-quality':>13} {'seconds':>8}")
     for r in rows:
-        print(f"{r['variant']:<11} {r['seed']:>4} {r['steps']:>6} {r['batch']:>5} {r['modes']:>3}/{r['total_modes']:<2} "
-              f"{100 * r['high_quality']:>12.1f}% {r['seconds']:>8.1f}")
+        print(f"{r['variant']:<11} {r['seed']:>4} {r['steps']:>6} {r['batch']:>5} "
+              f"{r['modes']:>3}/{r['total_modes']:<2} {100 * r['high_quality']:>12.1f}% {r['seconds']:>8.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine, "steps": args.steps, "extra": args.sets,
                                     "commands": {v: VARIANTS[v] + (LOGGING if v in AS_DEFAULTS else COMMON)

@@ -34,8 +34,8 @@ from gancore.interfaces import (  # noqa: E402
     StepContext,
     StepOutput,
 )
-from gancore.variant import InitReport, Phase, Preset, Variant  # noqa: E402
 from gancore.metrics import Metric  # noqa: E402
+from gancore.variant import InitReport, Phase, Preset, Variant  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -12,163 +12,27 @@ import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError
 
 from gancore.errors import ConfigError, PluginError
 from gancore.interfaces import Settings
 from gancore.plugins import PluginHost
+from gancore.sections import (
+    EvalSettings,
+    LogSettings,
+    NamedSection,
+    OptimizerSettings,
+    OptimSettings,
+    TrainSettings,
+)
 
-
-class TrainSettings(Settings):
-    steps: int = Field(2000, ge=1, description="Generator steps (iterations) to train for.")
-    batch_size: int = Field(64, ge=1, le=65536, description="Samples per batch.")
-    n_critic: int = Field(1, ge=1, le=100, description="Critic steps per generator step.")
-    seed: int = Field(0, ge=0, description="Seed of every random number in the run.")
-    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto",
-        description="Autocast precision. auto: bf16 on GPUs that support it, else fp32 (the "
-        "CPU default: bf16 autocast is slow on CPUs without bf16 units). fp16 uses one "
-        "GradScaler per player.",
-    )
-    ema: float | None = Field(
-        None,
-        ge=0.0,
-        lt=1.0,
-        description="Decay of an exponential moving average of the generator's weights "
-        "(e.g. 0.999); null disables it.",
-    )
-    channels_last: Literal["auto", "on", "off"] = Field(
-        "auto", description="Channels-last memory format for image data and conv weights. auto: on for "
-        "image data, except on the CPU for networks with instance norm or reflection padding, whose CPU "
-        "kernels lose in channels-last (measured: +16-17% for DCGAN and WGAN-GP, -7% for CycleGAN)."
-    )
-    fused_optimizer: Literal["auto", "on", "off"] = Field(
-        "auto", description="Fused Adam/AdamW kernels (one kernel per step instead of one per tensor). auto: "
-        "on (measured +0-10% on the CPU)."
-    )
-    compile: bool = Field(
-        False, description="torch.compile the generator, and the critic when no regularizer needs its double "
-        "backward (compile does not support it: that pass stays eager). Measured to gain nothing for these "
-        "small networks on a CPU; try it on a GPU."
-    )
-
-    @field_validator("channels_last", "fused_optimizer", mode="before")
-    @classmethod
-    def _switch(cls, value: Any) -> Any:
-        """true/false (and runs saved before "auto" existed) mean on/off."""
-        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        if value in ("auto", "cpu", "cuda") or (
-            value.startswith("cuda:") and value[5:].isdigit()
-        ):
-            return value
-        raise ValueError("expected auto, cpu, cuda or cuda:N")
-
-
-class OptimizerSettings(Settings):
-    name: Literal["adam", "adamw", "rmsprop", "sgd"] = Field("adam", description="Optimizer.")
-    lr: float = Field(2e-4, gt=0.0, description="Learning rate.")
-    betas: tuple[float, float] = Field((0.5, 0.999), description="Adam/AdamW betas.")
-    eps: float = Field(1e-8, gt=0.0, description="Numerical stability term.")
-    weight_decay: float = Field(0.0, ge=0.0, description="Weight decay.")
-    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="RMSprop/SGD momentum.")
-    schedule: Literal["constant", "linear"] = Field(
-        "constant",
-        description="Learning-rate schedule: constant, or linear decay to 0 from decay_start "
-        "(a fraction of train.steps) to the last step.",
-    )
-    decay_start: float = Field(0.5, ge=0.0, lt=1.0, description="Where the linear decay starts.")
-
-    def lr_at(self, step: int, total: int) -> float:
-        """The learning rate for generator step ``step`` (0-based) of ``total``."""
-        if self.schedule == "constant":
-            return self.lr
-        start = self.decay_start * total
-        if step < start:
-            return self.lr
-        return self.lr * max(0.0, (total - step) / max(total - start, 1.0))
-
-    @field_validator("betas")
-    @classmethod
-    def _betas(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not all(0.0 <= b < 1.0 for b in value):
-            raise ValueError("each beta must be in [0, 1)")
-        return value
-
-
-class OptimSettings(Settings):
-    """One optimizer per player: ``generator``, ``critic`` and, for a variant with further
-    players (``Networks.others``), ``optim.<player>`` tables of the same settings."""
-
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
-    generator: OptimizerSettings = Field(default_factory=OptimizerSettings)
-    critic: OptimizerSettings = Field(default_factory=OptimizerSettings)
-
-    @model_validator(mode="after")
-    def _other_players(self) -> OptimSettings:
-        for name, value in (self.model_extra or {}).items():
-            if not isinstance(value, OptimizerSettings):
-                if not isinstance(value, dict):
-                    raise ValueError(f"{name}: expected a table of optimizer settings")
-                self.model_extra[name] = OptimizerSettings.model_validate(value)
-        return self
-
-    def for_player(self, player: str) -> OptimizerSettings:
-        """The settings of ``player``'s optimizer; a player without any is a config error."""
-        if player in ("generator", "critic"):
-            return getattr(self, player)
-        extra = self.model_extra or {}
-        if player not in extra:
-            raise ConfigError(f"optim.{player}: the variant trains a network {player!r}, which needs "
-                              f"optimizer settings (set optim.{player}.name, lr, ...)")
-        return extra[player]
-
-    def players(self) -> list[str]:
-        return ["generator", "critic", *(self.model_extra or {})]
-
-
-class LogSettings(Settings):
-    every: int = Field(50, ge=1, description="Steps between metrics.jsonl records.")
-    sample_every: int = Field(500, ge=0, description="Steps between sample grids; 0: only at end.")
-    checkpoint_every: int = Field(
-        1000, ge=0, description="Steps between checkpoints; 0: only at the end."
-    )
-    keep_checkpoints: int = Field(3, ge=1, description="Most recent checkpoints kept.")
-    samples: int = Field(64, ge=1, le=1024, description="Images in each sample grid.")
-    scatter_points: int = Field(
-        2000, ge=1, le=100_000, description="Points in each scatter plot (vector data)."
-    )
-    progress: bool = Field(True, description="Show a progress bar.")
-    tensorboard: bool = Field(
-        False, description="Also write losses, metrics and sample grids for TensorBoard to RUN/tensorboard/ "
-        "(needs the tensorboard package)."
-    )
-
-
-class NamedSection(BaseModel):
-    """A section selecting a plugin class by ``name``; its other keys are that class's settings."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str
-
-
-class EvalSettings(Settings):
-    every: int = Field(
-        0, ge=0, description="Steps between evaluations during training (and at the end); 0: none. "
-        "Results go to metrics.jsonl as eval/<metric>/<value> and to eval/*.json."
-    )
-    n: int = Field(1000, ge=2, le=100_000, description="Samples drawn for each evaluation.")
-    metrics: list[NamedSection] = Field(
-        default_factory=list, description="Metrics, e.g. [{name = \"fid\"}]; empty: the task's defaults "
-        "(fid; label-accuracy for conditional runs; modes for 2-D mixtures; preservation for translation)."
-    )
+__all__ = [
+    "EvalSettings", "LogSettings", "NamedSection", "OptimSettings", "OptimizerSettings", "RawConfig", "RunConfig",
+    "TrainSettings", "build_raw", "deep_merge", "load_file", "parse_value", "preset_sets", "resolve",
+]
 
 
 CORE_DEFAULTS: dict[str, Any] = {"data": {"name": "digits"}, "loss": {"name": "nonsaturating"}}

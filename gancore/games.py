@@ -12,9 +12,12 @@ from typing import Any
 
 import torch
 
-from gancore.interfaces import Batch, DataSpec, PenaltyInput, Players, StepContext, StepOutput, Variant
+from gancore.interfaces import Batch, DataSpec, Networks, PenaltyInput, StepContext, StepOutput
 from gancore.nets import DCGANCritic, DCGANGenerator, MLPCritic, MLPGenerator
 from gancore.nets.dcgan import Norm
+from gancore.variant import Variant
+
+__all__ = ["NoiseGame", "dcgan_defaults", "standard_players"]
 
 
 def dcgan_defaults(steps: int) -> dict[str, Any]:
@@ -36,7 +39,7 @@ def standard_players(
     critic_norm: Norm,
     mlp_hidden: int,
     mlp_layers: int,
-) -> Players:
+) -> Networks:
     """DCGAN stacks for image data, MLPs for vector data.
 
     ``latent_dim`` None means 100 for images (DCGAN's) and 2 for vectors: on the 2-D mixtures a
@@ -44,17 +47,17 @@ def standard_players(
     """
     if spec.kind == "vector":
         dim = spec.shape[0]
-        return Players(generator=MLPGenerator(latent_dim or 2, dim, mlp_hidden, mlp_layers),
+        return Networks(generator=MLPGenerator(latent_dim or 2, dim, mlp_hidden, mlp_layers),
                        critic=MLPCritic(dim, mlp_hidden, mlp_layers))
     channels, size = spec.shape[0], spec.shape[-1]
-    return Players(generator=DCGANGenerator(latent_dim or 100, channels, size, generator_width),
+    return Networks(generator=DCGANGenerator(latent_dim or 100, channels, size, generator_width),
                    critic=DCGANCritic(channels, size, critic_width, norm=critic_norm))
 
 
 class NoiseGame(Variant):
     """Noise -> generator -> critic, with the configured loss. Subclasses implement ``build``."""
 
-    def critic_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+    def critic_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d = nets.generator, nets.critic
         z = ctx.latent(g, batch.x.shape[0])
         with torch.no_grad():
@@ -67,7 +70,7 @@ class NoiseGame(Variant):
             penalties=[PenaltyInput(critic=d, real=batch.x, fake=fake)],
         )
 
-    def generator_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+    def generator_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d = nets.generator, nets.critic
         z = ctx.latent(g, batch.x.shape[0])
         real_out = d(batch.x) if self.loss.generator_uses_real else None

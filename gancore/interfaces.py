@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 
-
 class Settings(BaseModel):
     """Base of every plugin's settings model: unknown keys are errors, values are validated."""
 

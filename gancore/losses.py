@@ -205,3 +205,16 @@ BUILTIN_LOSSES: list[type[Loss]] = [
     ContrastiveLoss,
     SiameseAnchorLoss,
 ]
+
+__all__ = [
+    "BUILTIN_LOSSES",
+    "ContrastiveLoss",
+    "HingeLoss",
+    "LeastSquaresLoss",
+    "MinimaxLoss",
+    "NonSaturatingLoss",
+    "SiameseAnchorLoss",
+    "WassersteinLoss",
+    "contrastive",
+    "squared_distance",
+]

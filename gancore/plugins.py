@@ -255,7 +255,6 @@ def load_plugins(
     disabled = disabled_plugins()
 
     from gancore import builtin
-
     from gancore.features import default_features
 
     candidates: list[tuple[str, str, Any]] = [(BUILTIN, "gancore (core built-ins)", builtin)]

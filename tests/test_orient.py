@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from gancore.translation.sources import DigitsPair
 from gancore.translation.orient import (
     Orientation,
     Oriented,
@@ -21,6 +20,7 @@ from gancore.translation.orient import (
     orientation_matrix,
     quarter_turn,
 )
+from gancore.translation.sources import DigitsPair
 
 
 def _square(m: torch.Tensor) -> torch.Tensor:

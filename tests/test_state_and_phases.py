@@ -275,8 +275,9 @@ def test_cyclegan_trains_with_a_loss_that_needs_real_outputs(tmp_path):
 
     from gancore.cli import cli
 
-    result = CliRunner().invoke(cli, ["run", "cyclegan", "--out", str(tmp_path / "run"), "--set", "loss.name=contrastive",
-                                      "--set", "train.steps=2", "--set", "data.image_size=16",
+    result = CliRunner().invoke(cli, ["run", "cyclegan", "--out", str(tmp_path / "run"),
+                                      "--set", "loss.name=contrastive", "--set", "train.steps=2",
+                                      "--set", "data.image_size=16",
                                       "--set", "log.progress=false", "--set", "variant.orient=off"])
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])

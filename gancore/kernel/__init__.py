@@ -3,6 +3,6 @@
 from gancore.kernel.build import BuiltRun, build_run
 from gancore.kernel.run import Run
 from gancore.kernel.state import TrainState
-from gancore.kernel.trainer import TrainResult, Trainer
+from gancore.kernel.trainer import Trainer, TrainResult
 
 __all__ = ["BuiltRun", "Run", "TrainResult", "TrainState", "Trainer", "build_run"]

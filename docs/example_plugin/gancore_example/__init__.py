@@ -18,8 +18,8 @@ from gancore import (
     Critic,
     Generator,
     Loss,
+    Networks,
     PenaltyInput,
-    Players,
     Settings,
     StepContext,
     StepOutput,
@@ -87,12 +87,12 @@ class MLPGAN(Variant):
         return {"loss": {"name": "relativistic"}, "data": {"image_size": 16},
                 "train": {"steps": 1000, "batch_size": 64}}
 
-    def build(self) -> Players:
+    def build(self) -> Networks:
         shape = self.data.shape
-        return Players(generator=MLPGenerator(self.config.latent_dim, shape, self.config.hidden),
+        return Networks(generator=MLPGenerator(self.config.latent_dim, shape, self.config.hidden),
                        critic=MLPCritic(shape, self.config.hidden))
 
-    def critic_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+    def critic_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d = nets.generator, nets.critic
         with torch.no_grad():
             fake = g(ctx.latent(g, batch.x.shape[0]))
@@ -100,7 +100,7 @@ class MLPGAN(Variant):
         return StepOutput(terms={"adv": self.loss.critic_loss(real_out, fake_out)},
                           penalties=[PenaltyInput(critic=d, real=batch.x, fake=fake)])
 
-    def generator_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+    def generator_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d = nets.generator, nets.critic
         fake = g(ctx.latent(g, batch.x.shape[0]))
         return StepOutput(terms={"adv": self.loss.generator_loss(d(fake), d(batch.x))})

@@ -18,8 +18,8 @@ from pydantic import Field
 from gancore import (
     Batch,
     ConfigError,
-    PenaltyInput,
     Networks,
+    PenaltyInput,
     Preset,
     Settings,
     StepContext,

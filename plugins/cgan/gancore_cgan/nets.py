@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from typing import NamedTuple
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gancore import Critic, Generator

@@ -45,7 +45,7 @@ from gancore.nets import PatchCritic, ResnetGenerator
 from gancore.translation import Oriented, OrientMode, orient_generators, orientation_setting
 
 if TYPE_CHECKING:
-    from gancore.data import TensorData
+    from gancore import TensorData
 
 
 class HistoryPool(nn.Module):

@@ -12,11 +12,11 @@ from safetensors.torch import load_file
 
 from gancore.cli import cli
 from gancore.config import build_raw, resolve
-from gancore.translation.sources import DigitsPair, Unpaired
 from gancore.errors import ConfigError
 from gancore.inference import load_model
 from gancore.plugins import load_plugins
 from gancore.testing import SMALL, make_config, train, weights
+from gancore.translation.sources import DigitsPair, Unpaired
 
 TINY = {**SMALL, "variant.generator_width": 4, "variant.critic_width": 4, "variant.residual_blocks": 1,
         "train.batch_size": 4, "log.samples": 3}

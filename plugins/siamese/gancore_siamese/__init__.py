@@ -46,7 +46,7 @@ from gancore.nets import DCGANCritic, DCGANGenerator, UNetGenerator
 from gancore.translation import Oriented, OrientMode, orient_generators, orientation_setting
 
 if TYPE_CHECKING:
-    from gancore.data import TensorData
+    from gancore import TensorData
 
 
 def transformation_vectors(s: Tensor) -> Tensor:
