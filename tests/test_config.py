@@ -193,3 +193,35 @@ def test_fast_path_switches_take_booleans_from_older_runs():
     host = load_plugins()
     cfg = resolve(host, build_raw("dcgan"), ["train.channels_last=false", "train.fused_optimizer=true"])
     assert (cfg.train.channels_last, cfg.train.fused_optimizer) == ("off", "on")
+
+
+def test_defaults_can_depend_on_the_kind_of_data(host):
+    from gancore.config import build_raw, resolve
+
+    image = resolve(host, build_raw("wgan"), ["variant.mode=gp"])
+    grid = resolve(host, build_raw("wgan"), ["variant.mode=gp", "data.name=gaussian-grid"])
+    assert image.data_kind == "image" and not image.from_data
+    assert image.train.steps == 1500 and image.optim.critic.lr == 1e-4 and image.regularizers[0][1].weight == 10.0
+    assert grid.data_kind == "vector"
+    assert grid.train.steps == 6000 and grid.train.batch_size == 256 and grid.optim.critic.lr == 2e-3
+    assert grid.optim.generator.schedule == "linear" and grid.regularizers[0][1].weight == 1.0
+    assert {"train.steps", "train.batch_size", "optim.critic.lr", "regularizers"} <= set(grid.from_data)
+    mine = resolve(host, build_raw("wgan"), ["data.name=gaussian-grid", "train.steps=100", "optim.critic.lr=1e-3"])
+    assert mine.train.steps == 100 and mine.optim.critic.lr == 1e-3  # the user's values win
+    assert "train.steps" not in mine.from_data and "optim.critic.lr" not in mine.from_data
+    clip = resolve(host, build_raw("wgan"), ["variant.mode=clip", "data.name=gaussian-grid"])
+    assert not clip.from_data and clip.optim.critic.name == "rmsprop"
+
+
+def test_gancore_config_says_which_defaults_came_from_the_data():
+    from click.testing import CliRunner
+
+    from gancore.cli import cli
+
+    out = CliRunner().invoke(cli, ["config", "wgan", "--set", "data.name=gaussian-grid", "--set", "train.steps=7"])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert any(line.startswith("batch_size = 256") and "[default for vector data]" in line for line in lines)
+    assert any(line.startswith("steps = 7") and "[default for vector data]" not in line for line in lines)
+    image = CliRunner().invoke(cli, ["config", "wgan"])
+    assert "default for" not in image.output

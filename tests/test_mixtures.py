@@ -72,9 +72,10 @@ def test_modes_metric_needs_landmarks():
         Modes().compute(Context(TensorData(x=torch.zeros(3, 2)), torch.zeros(3, 2)))
 
 
-def test_the_user_guides_wgan_gp_toy_command_resolves_to_the_benchmarked_settings():
-    """The user guide's toy command and ``benchmarks/mixtures.py``'s ``wgan-gp-toy`` entry (the one
-    the grid target was measured with) must stay the same settings."""
+def test_the_readme_command_resolves_to_the_benchmarked_grid_settings():
+    """The README's WGAN-GP-on-25-Gaussians command, with the plugin's data-aware defaults alone,
+    resolves to the settings the grid sweep found (``benchmarks/mixtures.py``'s ``wgan-gp-toy``) and
+    is what the benchmark's ``readme`` entry runs; the user guide shows the same command."""
     import json
     import re
     import shlex
@@ -86,30 +87,28 @@ def test_the_user_guides_wgan_gp_toy_command_resolves_to_the_benchmarked_setting
     from gancore.cli import cli
 
     root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    line = re.search(r"^(gancore run wgan [^#\n]*gaussian-grid)\s*#", readme, re.M)
+    assert line, "the README lost its WGAN-GP on 25 Gaussians command"
+    args = shlex.split(line.group(1))
     guide = (root / "docs" / "user-guide.md").read_text()
-    block = re.search(r"capture all 25 modes.*?```bash\n(.*?)```", guide, re.S)
-    assert block, "the user guide lost its WGAN-GP toy command"
-    args = shlex.split(block.group(1).replace("\\\n", " "))
-    assert args[:3] == ["gancore", "run", "wgan"]
-    guide_cfg = CliRunner().invoke(cli, ["run", *args[2:], "--dry-run"])
-    assert guide_cfg.exit_code == 0, guide_cfg.output
-    cfg = json.loads(guide_cfg.output)
-    assert cfg["regularizers"] == [{**cfg["regularizers"][0], "name": "gradient-penalty", "weight": 1.0}]
-    for player in ("generator", "critic"):
-        assert cfg["optim"][player]["lr"] == 2e-3 and cfg["optim"][player]["schedule"] == "linear"
-        assert cfg["optim"][player]["decay_start"] == 0
+    assert line.group(1).strip() in guide
 
     sys.path.insert(0, str(root / "benchmarks"))
     try:
-        from mixtures import COMMON, VARIANTS
+        from mixtures import COMMON, LOGGING, VARIANTS
     finally:
         sys.path.pop(0)
-    bench = VARIANTS["wgan-gp-toy"] + COMMON + ["--set", "train.steps=6000"]
-    bench_cfg = CliRunner().invoke(cli, ["run", *bench, "--dry-run"])
-    assert bench_cfg.exit_code == 0, bench_cfg.output
-    ignore = {"log", "eval"}
-    keep = {k: v for k, v in json.loads(bench_cfg.output).items() if k not in ignore}
-    guide_keep = {k: v for k, v in cfg.items() if k not in ignore}
-    for cfg_ in (keep, guide_keep):  # the benchmark pins fp32; the guide's auto is fp32 on the CPU
-        cfg_["train"].pop("precision")
-    assert keep == guide_keep
+    assert VARIANTS["readme"] == args[2:]
+
+    def resolved(argv: list[str]) -> dict:
+        out = CliRunner().invoke(cli, ["run", *argv, "--dry-run"])
+        assert out.exit_code == 0, out.output
+        cfg = {k: v for k, v in json.loads(out.output).items() if k not in ("log", "eval")}
+        cfg["train"].pop("precision")  # the benchmark pins fp32; auto is fp32 on the CPU
+        return cfg
+
+    defaults = resolved([*args[2:], *LOGGING])
+    toy = resolved([*VARIANTS["wgan-gp-toy"], *COMMON, "--set", "train.steps=6000"])
+    assert defaults == toy
+    assert defaults["regularizers"][0]["weight"] == 1.0 and defaults["train"]["batch_size"] == 256

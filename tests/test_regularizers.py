@@ -269,3 +269,21 @@ def test_penalties_on_critics_that_output_vectors_closed_form(shape, dim, seed, 
     assert torch.allclose(gp, (grad_norm - 1.0) ** 2, **tol)
     r1 = penalty_of(R1(), EmbeddingCritic(w), real, fake, precision)
     assert torch.allclose(r1, 0.5 * grad_norm**2, **tol)
+
+
+def test_the_penalty_contract_is_typed():
+    from gancore import NoSettings, PenaltySettings, Regularizer
+    from gancore.regularizers import BUILTIN_REGULARIZERS
+
+    by_name = {cls.name: cls for cls in BUILTIN_REGULARIZERS}
+    assert {n for n, c in by_name.items() if c.needs_double_backward} == {"gradient-penalty", "r1", "r2"}
+    for name in ("gradient-penalty", "r1", "r2"):
+        assert issubclass(by_name[name].Config, PenaltySettings)
+    reg = by_name["r1"](by_name["r1"].Config(weight=3.0, every=16))
+    assert (reg.weight, reg.every) == (3.0, 16)
+
+    class Constraint(Regularizer):
+        name = "test-constraint"
+
+    plain = Constraint(NoSettings())
+    assert (plain.weight, plain.every, plain.needs_double_backward) == (1.0, 1, False)
