@@ -156,11 +156,11 @@ def plugins() -> None:
     """List installed plugins, where they come from and what they provide (or why they broke)."""
     for rec in host().records:
         provides = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in rec.provides.items())
-        line = f"{rec.name:<18} {rec.status:<9} {rec.source}"
+        line = f"{rec.name:<21} {rec.status:<9} {rec.source}"
         if provides:
             line += f"  [{provides}]"
         if rec.error:
-            line += f"\n{'':<18} error: {rec.error}"
+            line += f"\n{'':<21} error: {rec.error}"
         click.echo(line)
 
 

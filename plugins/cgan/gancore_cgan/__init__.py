@@ -92,12 +92,15 @@ class CGAN(Variant):
         with torch.no_grad():
             fake = g(z, y)  # generated with the real batch's labels
         real, generated = d(batch.x, y), d(fake, y)
-        terms = {"adv": self.loss.critic_loss(real.scores, generated.scores)}
-        stats = {"real": real.scores.detach().float().mean(), "fake": generated.scores.detach().float().mean()}
+        terms: dict[str, torch.Tensor] = {}
+        stats: dict[str, torch.Tensor] = {}
         if self.config.auxiliary:
             terms["aux_real"] = self.config.aux_weight * self._aux(real, y)
-            terms["aux_fake"] = self.config.aux_weight * self._aux(generated, y)
             stats["aux_accuracy"] = (real.class_logits.argmax(1) == y).float().mean().detach()
+        terms["adv"] = self.loss.critic_loss(real.scores, generated.scores)
+        if self.config.auxiliary:
+            terms["aux_fake"] = self.config.aux_weight * self._aux(generated, y)
+        stats.update(real=real.scores.detach().float().mean(), fake=generated.scores.detach().float().mean())
         return StepOutput(terms=terms, stats=stats,
                           penalties=[PenaltyInput(critic=lambda x: d(x, y).scores, real=batch.x, fake=fake)])
 
