@@ -6,6 +6,7 @@ from gancore import hookimpl
 from gancore.data.digits import Digits
 from gancore.data.image_folder import ImageFolder
 from gancore.data.mixtures import GaussianGrid, GaussianRing
+from gancore.data.pack_source import Pack
 from gancore.losses import BUILTIN_LOSSES
 from gancore.metrics.modes import Modes
 from gancore.metrics.quality import BUILTIN_METRICS
@@ -20,7 +21,7 @@ def gancore_register_losses() -> list[type]:
 
 @hookimpl
 def gancore_register_datasets() -> list[type]:
-    return [Digits, ImageFolder, GaussianRing, GaussianGrid, Unpaired, DigitsPair]
+    return [Digits, ImageFolder, GaussianRing, GaussianGrid, Unpaired, DigitsPair, Pack]
 
 
 @hookimpl

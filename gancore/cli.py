@@ -310,6 +310,9 @@ def report(run_dir: str, out: str | None) -> None:
     click.echo(f"wrote {path}")
 
 
+from gancore.cli_data import data  # noqa: E402
+
+cli.add_command(data)
 CORE_COMMANDS = frozenset(cli.commands)
 
 

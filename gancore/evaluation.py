@@ -8,6 +8,7 @@ image size, resize filter).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -99,7 +100,10 @@ class EvalContext:
                     used = split
                 except ValidationError:
                     pass
-            self._cache[key] = (self.cfg.data_cls(settings).load(), used)
+            data = self.cfg.data_cls(settings).load()
+            if data.encoded:  # a pack: the metrics compare images in [-1, 1]
+                data = dataclasses.replace(data, x=TensorData.decoded(data.x), x_b=TensorData.decoded(data.x_b))
+            self._cache[key] = (data, used)
         return self._cache[key]
 
     def images(self, split: str = "test") -> tuple[Tensor, Tensor, str]:

@@ -66,7 +66,7 @@ def test_loss_options_are_validated_by_the_loss(host):
         (
             ["--set", "data.name=mnistt"],
             "data.name: unknown dataset 'mnistt'; installed: digits, digits-pair, gaussian-grid, "
-            "gaussian-ring, image-folder, unpaired",
+            "gaussian-ring, image-folder, pack, unpaired",
         ),
         (["--set", "loss.name=hinj"], "did you mean 'hinge'?"),
         (["--set", "variant.latent_dim=-1"], "variant.latent_dim: Input should be greater than or equal to 1"),

@@ -8,9 +8,12 @@ nothing per step and the batch order is part of the checkpointed state.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
+import torch
 from pydantic import Field
 from torch import Tensor
 
@@ -38,6 +41,22 @@ class TensorData:
     """Labels of the second domain (kept for evaluation; translation variants ignore them)."""
     flip: bool = False
     """Flip images horizontally at random when batches are drawn (augmentation)."""
+    resident_bytes: int | None = None
+    """For uint8 images (a pack): data up to this many bytes are copied onto the training device;
+    larger data stay memory-mapped and batches are gathered from the file in the background.
+    None: always copied."""
+
+    @property
+    def encoded(self) -> bool:
+        """True when images are stored as uint8 pixels (a pack), decoded to [-1, 1] per batch."""
+        return self.x.dtype == torch.uint8
+
+    @staticmethod
+    def decoded(t: Tensor | None) -> Tensor | None:
+        """``t`` as float32 in [-1, 1]: uint8 pixels are decoded, anything else is returned as is."""
+        if t is None or t.dtype != torch.uint8:
+            return t
+        return t.float().div_(127.5).sub_(1.0)
 
     @property
     def kind(self) -> str:
@@ -50,6 +69,21 @@ class TensorData:
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+
+@dataclass
+class DecodePlan:
+    """How ``gancore data pack`` decodes a file-backed source in worker processes: ``decode(path)``
+    returns one uint8 ``[C, H, W]`` image of ``shape`` (it must be picklable: a module-level function
+    or a ``functools.partial`` of one) and raises :class:`~gancore.ConfigError` for a bad file."""
+
+    files: list[Path]
+    decode: Callable[[Path], object]
+    shape: tuple[int, int, int]
+    labels: list[int] | None = None
+    num_classes: int = 0
+    crop: str = "none"
+    resize_filter: str = "none"
 
 
 class DataSource(Configurable, ABC):

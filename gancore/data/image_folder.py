@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Literal
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from gancore.data import DataSource, ImageSettings, TensorData
+from gancore.data import DataSource, DecodePlan, ImageSettings, TensorData
 from gancore.errors import ConfigError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -20,8 +21,8 @@ class ImageFolderSettings(ImageSettings):
     channels: Literal[1, 3] = Field(3, description="1 for grayscale, 3 for RGB.")
 
 
-def load_image(path: Path, size: int, channels: int) -> torch.Tensor:
-    """Read one image: centre-crop to a square, resize (Lanczos), scale to [-1, 1], [C, H, W]."""
+def read_image(path: Path, size: int, channels: int) -> np.ndarray:
+    """Read one image as uint8 ``[C, H, W]``: centre-crop to a square, resize (Lanczos)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -32,14 +33,20 @@ def load_image(path: Path, size: int, channels: int) -> torch.Tensor:
             left, top = (w - side) // 2, (h - side) // 2
             img = img.crop((left, top, left + side, top + side))
             img = img.resize((size, size), Image.Resampling.LANCZOS)
-            arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
-    except (UnidentifiedImageError, OSError) as exc:
+            arr = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ConfigError(f"data.path: cannot read image {path}: {exc}") from None
-    if arr.ndim == 2:
-        arr = arr[None]
-    else:
-        arr = arr.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(arr))
+    return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+
+
+def load_image(path: Path, size: int, channels: int) -> torch.Tensor:
+    """Read one image: centre-crop to a square, resize (Lanczos), scale to [-1, 1], [C, H, W]."""
+    return decode_uint8(torch.from_numpy(read_image(path, size, channels)))
+
+
+def decode_uint8(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels to float32 in [-1, 1] (``x / 127.5 - 1``, the same numbers on every device)."""
+    return x.float().div_(127.5).sub_(1.0)
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -52,7 +59,17 @@ class ImageFolder(DataSource):
     name = "image-folder"
     Config = ImageFolderSettings
 
-    def load(self) -> TensorData:
+    def decode_plan(self) -> DecodePlan:
+        """The files to decode and how, for ``gancore data pack`` (decoded in worker processes)."""
+        files, classes = self._files()
+        labels = [label for label, _ in files] if classes else None
+        return DecodePlan(files=[f for _, f in files], labels=labels, num_classes=len(classes),
+                          decode=functools.partial(read_image, size=self.config.image_size,
+                                                   channels=self.config.channels),
+                          shape=(self.config.channels, self.config.image_size, self.config.image_size),
+                          crop="centre square", resize_filter="lanczos")
+
+    def _files(self) -> tuple[list[tuple[int, Path]], list[Path]]:
         root = Path(self.config.path).expanduser()
         if not root.is_dir():
             raise ConfigError(f"data.path: {root} is not a folder")
@@ -66,6 +83,10 @@ class ImageFolder(DataSource):
             raise ConfigError(
                 f"data.path: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {root}"
             )
+        return files, classes
+
+    def load(self) -> TensorData:
+        files, classes = self._files()
         size, channels = self.config.image_size, self.config.channels
         x = torch.stack([load_image(f, size, channels) for _, f in files])
         if not classes:

@@ -1,6 +1,17 @@
-"""Batches drawn from an in-memory dataset on the training device, with resumable order."""
+"""Batches drawn from a dataset, with resumable order.
+
+In-memory float data sit on the training device. uint8 data (a pack) sit there too when they fit
+``TensorData.resident_bytes``; otherwise they stay memory-mapped and each batch is gathered from
+the file in a background thread while the previous step runs, then decoded to [-1, 1] on the
+device. The order (and the flips) always come from the sampler's own generator, drawn in the same
+sequence either way, so a pack gives the batches of the same images held in memory and resume is
+exact: the checkpointed state is that after the batches handed out, not after the one gathered
+ahead.
+"""
 
 from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 from torch import Tensor
@@ -49,45 +60,95 @@ class BatchSampler:
         self.rank, self.world_size, self.local = rank, world_size, batch_size
         self.channels_last = False  # set by the trainer when train.channels_last applies
         self.rng = torch.Generator().manual_seed(seed)
-        self.x = data.x.to(device)
+        self.device = device
+        self.encoded = data.encoded
+        resident = not self.encoded or data.resident_bytes is None or self._nbytes(data) <= data.resident_bytes
+        place = (lambda t: t.to(device) if device.type != "cpu" else t.clone()) if self.encoded else (
+            lambda t: t.to(device))
+        if not resident:
+            place = lambda t: t  # noqa: E731 (memory-mapped: gathered per batch)
+        self.x = place(data.x)
         self.y = data.y.to(device) if data.y is not None else None
-        self.x_b = data.x_b.to(device) if data.x_b is not None else None
+        self.x_b = place(data.x_b) if data.x_b is not None else None
         self.y_b = data.y_b.to(device) if data.y_b is not None else None
         self.flip = data.flip
         self.streams = [_Stream(len(data), batch_size * world_size, self.rng)]
         if self.x_b is not None:
             self.streams.append(_Stream(len(self.x_b), batch_size * world_size, self.rng))
+        self._background: ThreadPoolExecutor | None = None if resident else ThreadPoolExecutor(1)
+        self._ahead: tuple[dict, Future] | None = None
+        self._handed: tuple[Tensor, list[tuple[Tensor, int]]] | None = None
+
+    @staticmethod
+    def _nbytes(data: TensorData) -> int:
+        return sum(t.numel() * t.element_size() for t in (data.x, data.x_b) if t is not None)
 
     def _shard(self, t: Tensor) -> Tensor:
         return t[self.rank * self.local:(self.rank + 1) * self.local] if self.world_size > 1 else t
 
-    def _flip(self, x: Tensor) -> Tensor:
-        mask = self._shard(torch.rand(self.local * self.world_size, generator=self.rng) < 0.5).to(x.device)
-        return torch.where(mask[:, None, None, None], x.flip(-1), x)
+    def _flip_mask(self) -> Tensor:
+        return self._shard(torch.rand(self.local * self.world_size, generator=self.rng) < 0.5)
+
+    def _draw(self) -> dict:
+        """Everything random about the next batch, in a fixed order: indices, then flips."""
+        plan = {"idx": self._shard(self.streams[0].next())}
+        if self.x_b is not None:
+            plan["idx_b"] = self._shard(self.streams[1].next())
+        if self.flip:
+            plan["flip"] = self._flip_mask()
+            if self.x_b is not None:
+                plan["flip_b"] = self._flip_mask()
+        return plan
+
+    def _gather(self, plan: dict) -> dict:
+        """The batch's rows (uint8 or float, on their device), labels on the training device."""
+        out = {"x": self.x[plan["idx"].to(self.x.device)]}
+        if self.y is not None:
+            out["y"] = self.y[plan["idx"].to(self.y.device)]
+        if self.x_b is not None:
+            out["x_b"] = self.x_b[plan["idx_b"].to(self.x_b.device)]
+            if self.y_b is not None:
+                out["y_b"] = self.y_b[plan["idx_b"].to(self.y_b.device)]
+        return out
+
+    def _on_device(self, x: Tensor, flip: Tensor | None) -> Tensor:
+        if self.encoded:
+            x = TensorData.decoded(x.to(self.device, non_blocking=True))
+        if flip is not None:
+            x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _snapshot(self) -> tuple[Tensor, list[tuple[Tensor, int]]]:
+        return self.rng.get_state(), [(stream.perm, stream.pos) for stream in self.streams]
 
     def next(self) -> Batch:
-        idx = self._shard(self.streams[0].next()).to(self.x.device)
-        batch = Batch(x=self.x[idx], y=self.y[idx] if self.y is not None else None)
+        if self._background is None:
+            plan = self._draw()
+            rows = self._gather(plan)
+        else:
+            if self._ahead is None:
+                first = self._draw()
+                self._ahead = (first, self._background.submit(self._gather, first))
+            plan, pending = self._ahead
+            self._handed = self._snapshot()  # the state a checkpoint taken after this batch records
+            upcoming = self._draw()
+            rows = pending.result()
+            self._ahead = (upcoming, self._background.submit(self._gather, upcoming))
+        batch = Batch(x=self._on_device(rows["x"], plan.get("flip")), y=rows.get("y"))
         if self.x_b is not None:
-            idx_b = self._shard(self.streams[1].next()).to(self.x_b.device)
-            batch.x_b = self.x_b[idx_b]
-            batch.y_b = self.y_b[idx_b] if self.y_b is not None else None
-        if self.flip:
-            batch.x = self._flip(batch.x)
-            if batch.x_b is not None:
-                batch.x_b = self._flip(batch.x_b)
-        if self.channels_last and batch.x.dim() == 4:
-            batch.x = batch.x.contiguous(memory_format=torch.channels_last)
-            if batch.x_b is not None:
-                batch.x_b = batch.x_b.contiguous(memory_format=torch.channels_last)
+            batch.x_b = self._on_device(rows["x_b"], plan.get("flip_b"))
+            batch.y_b = rows.get("y_b")
         return batch
 
     def state(self) -> tuple[dict[str, Tensor], dict[str, int]]:
-        tensors = {"rng": self.rng.get_state()}
+        rng_state, streams = self._handed if self._handed is not None else self._snapshot()
+        tensors = {"rng": rng_state}
         scalars = {}
-        for i, stream in enumerate(self.streams):
-            tensors[f"perm{i}"] = stream.perm.clone()
-            scalars[f"pos{i}"] = stream.pos
+        for i, (perm, pos) in enumerate(streams):
+            tensors[f"perm{i}"] = perm.clone()
+            scalars[f"pos{i}"] = pos
         return tensors, scalars
 
     def restore(self, tensors: dict[str, Tensor], scalars: dict[str, int]) -> None:
@@ -97,3 +158,7 @@ class BatchSampler:
             stream.perm = tensors[f"perm{i}"].clone()
             stream.pos = int(scalars[f"pos{i}"])
         self.rng.set_state(tensors["rng"])
+        if self._ahead is not None:
+            self._ahead[1].result()
+        self._ahead = None  # the batch gathered ahead belonged to the old position
+        self._handed = None

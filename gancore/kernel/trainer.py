@@ -39,7 +39,7 @@ def fixed_batch(data: TensorData, n: int, device: torch.device) -> Batch:
     """The first ``n`` samples of each domain: the inputs of every progress grid."""
 
     def head(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t[:n].to(device)
+        return None if t is None else TensorData.decoded(t[:n]).to(device)
 
     return Batch(x=head(data.x), y=head(data.y), x_b=head(data.x_b), y_b=head(data.y_b))
 

@@ -1,0 +1,46 @@
+"""``data.name = "pack"``: training from a pack, with memory that does not grow with the dataset."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from gancore.data import DataSource, TensorData
+from gancore.data.pack import open_pack
+from gancore.errors import ConfigError
+from gancore.interfaces import Settings
+
+
+class PackSettings(Settings):
+    path: str = Field(..., description="A pack written by `gancore data pack`.")
+    resident_mb: float = Field(
+        512.0, ge=0.0, description="Packs up to this size (MB of uint8 images) are copied onto the training "
+        "device (on the CPU: into memory); larger ones stay memory-mapped and each batch is gathered from the "
+        "file in a background thread while the step runs.")
+    flip: bool | None = Field(None, description="Random horizontal flips; null: as the packed source had them.")
+    image_size: int | None = Field(
+        None, ge=1, description="The images' side as packed (read from the pack); a different value is an error "
+        "(a pack holds one size: pack the source again at another).")
+
+
+class Pack(DataSource):
+    """A dataset packed by ``gancore data pack``: uint8 images read through a memory map."""
+
+    name = "pack"
+    Config = PackSettings
+
+    def load(self) -> TensorData:
+        pack = open_pack(self.config.path)
+        arrays = pack.arrays
+        side = int(arrays["images"].shape[-1])
+        if self.config.image_size is not None and self.config.image_size != side:
+            raise ConfigError(f"data.image_size: {self.config.image_size}, but {pack.path} holds {side}x{side} "
+                              "images (pack the source again at that size, or leave data.image_size unset)")
+
+        def tensor(name: str) -> torch.Tensor | None:
+            return torch.from_numpy(arrays[name]) if name in arrays else None
+
+        flip = self.config.flip if self.config.flip is not None else pack.metadata.get("flip") == "True"
+        return TensorData(x=tensor("images"), y=tensor("labels"), num_classes=pack.num_classes,
+                          x_b=tensor("images_b"), y_b=tensor("labels_b"), flip=flip,
+                          resident_bytes=int(self.config.resident_mb * 2**20))
