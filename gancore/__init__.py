@@ -10,7 +10,7 @@ import pluggy
 hookimpl = pluggy.HookimplMarker("gancore")
 """Marker for hook implementations: decorate ``gancore_*`` functions with it."""
 
-from gancore.data import DataSource, ImageSettings, TensorData  # noqa: E402
+from gancore.data import DataSource, DecodePlan, ImageSettings, TensorData  # noqa: E402
 from gancore.errors import (  # noqa: E402
     CheckpointError,
     ConfigError,
@@ -46,6 +46,7 @@ __all__ = [
     "Critic",
     "DataSource",
     "DataSpec",
+    "DecodePlan",
     "GancoreError",
     "Generator",
     "ImageSettings",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from gancore import hookimpl
+from gancore.data.celeba import CelebA
+from gancore.data.classic import CIFAR10, MNIST, FashionMNIST
 from gancore.data.digits import Digits
 from gancore.data.image_folder import ImageFolder
 from gancore.data.mixtures import GaussianGrid, GaussianRing
@@ -11,7 +13,7 @@ from gancore.losses import BUILTIN_LOSSES
 from gancore.metrics.modes import Modes
 from gancore.metrics.quality import BUILTIN_METRICS
 from gancore.regularizers import BUILTIN_REGULARIZERS
-from gancore.translation import TRANSLATION_METRICS, DigitsPair, Unpaired
+from gancore.translation import TRANSLATION_METRICS, DigitsPair, Paired, Unpaired
 
 
 @hookimpl
@@ -21,7 +23,8 @@ def gancore_register_losses() -> list[type]:
 
 @hookimpl
 def gancore_register_datasets() -> list[type]:
-    return [Digits, ImageFolder, GaussianRing, GaussianGrid, Unpaired, DigitsPair, Pack]
+    return [Digits, ImageFolder, GaussianRing, GaussianGrid, Unpaired, DigitsPair, Paired, Pack,
+            MNIST, FashionMNIST, CIFAR10, CelebA]
 
 
 @hookimpl

@@ -170,7 +170,8 @@ class Batch:
     x: Tensor
     y: Tensor | None = None
     x_b: Tensor | None = None
-    """A batch of the second domain, unpaired with ``x`` (two-domain data only)."""
+    """A batch of the second domain (two-domain data only): row i is the partner of ``x[i]`` when the
+    data are paired (``DataSpec.paired``), an independent draw otherwise."""
     y_b: Tensor | None = None
 
 
@@ -279,12 +280,14 @@ class DataSpec:
     num_classes: int = 0
     """Number of label classes; 0 for unlabelled data."""
     domains: int = 1
-    """2 for unpaired two-domain data (batches then carry ``x_b``)."""
+    """2 for two-domain data (batches then carry ``x_b``)."""
+    paired: bool = False
+    """True when ``x_b[i]`` is the partner of ``x[i]`` (aligned pairs, pix2pix); False: unpaired domains."""
 
     def to_json(self) -> str:
         """The spec as the JSON string a checkpoint stores."""
         return json.dumps({"kind": self.kind, "shape": list(self.shape), "num_classes": self.num_classes,
-                           "domains": self.domains})
+                           "domains": self.domains, "paired": self.paired})
 
     @classmethod
     def from_json(cls, text: str) -> DataSpec:
@@ -293,7 +296,7 @@ class DataSpec:
             raw = json.loads(text)
             kind, shape = raw["kind"], tuple(int(v) for v in raw["shape"])
             spec = cls(kind=str(kind), shape=shape, num_classes=int(raw.get("num_classes", 0)),
-                       domains=int(raw.get("domains", 1)))
+                       domains=int(raw.get("domains", 1)), paired=bool(raw.get("paired", False)))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"data_spec is not a data spec ({type(exc).__name__}: {exc})") from None
         if spec.kind not in ("image", "vector") or not spec.shape or min(spec.shape) < 1:

@@ -64,9 +64,9 @@ def test_loss_options_are_validated_by_the_loss(host):
         (["--set", "train.precision=fp8"], "train.precision: Input should be 'auto', 'fp32', 'bf16' or 'fp16'"),
         (["--set", "train.device=tpu"], "train.device: expected auto, cpu, cuda or cuda:N"),
         (
-            ["--set", "data.name=mnistt"],
-            "data.name: unknown dataset 'mnistt'; installed: digits, digits-pair, gaussian-grid, "
-            "gaussian-ring, image-folder, pack, unpaired",
+            ["--set", "data.name=nosuchdata"],
+            "data.name: unknown dataset 'nosuchdata'; installed: celeba, cifar10, digits, digits-pair, "
+            "fashion-mnist, gaussian-grid, gaussian-ring, image-folder, mnist, pack, paired, unpaired",
         ),
         (["--set", "loss.name=hinj"], "did you mean 'hinge'?"),
         (["--set", "variant.latent_dim=-1"], "variant.latent_dim: Input should be greater than or equal to 1"),

@@ -41,6 +41,9 @@ class TensorData:
     """Labels of the second domain (kept for evaluation; translation variants ignore them)."""
     flip: bool = False
     """Flip images horizontally at random when batches are drawn (augmentation)."""
+    paired: bool = False
+    """``x_b[i]`` is the partner of ``x[i]`` (pix2pix's aligned pairs): batches then take the same rows,
+    and the same flips, of both; otherwise the two domains are drawn independently."""
     resident_bytes: int | None = None
     """For uint8 images (a pack): data up to this many bytes are copied onto the training device;
     larger data stay memory-mapped and batches are gathered from the file in the background.
@@ -65,7 +68,7 @@ class TensorData:
     @property
     def spec(self) -> DataSpec:
         return DataSpec(kind=self.kind, shape=tuple(self.x.shape[1:]), num_classes=self.num_classes,
-                        domains=1 if self.x_b is None else 2)
+                        domains=1 if self.x_b is None else 2, paired=self.paired)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

@@ -21,20 +21,32 @@ class ImageFolderSettings(ImageSettings):
     channels: Literal[1, 3] = Field(3, description="1 for grayscale, 3 for RGB.")
 
 
-def read_image(path: Path, size: int, channels: int) -> np.ndarray:
-    """Read one image as uint8 ``[C, H, W]``: centre-crop to a square, resize (Lanczos)."""
+def read_image(path: Path, size: int, channels: int, crop: int = 0,
+               box: tuple[float, float] | None = None) -> np.ndarray:
+    """Read one image as uint8 ``[C, H, W]``: a centre crop (``crop`` pixels square; 0: the largest
+    square), resized (Lanczos) to ``size``. ``box`` = (left, right) as fractions of the width reads
+    part of the image first (pix2pix's A|B halves). Errors name the file."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
+            img.load()
+            if box is not None:
+                w, h = img.size
+                if w % 2:
+                    raise ConfigError(f"data.path: {path} is {w} pixels wide; A|B images split at half width "
+                                      "need an even width")
+                img = img.crop((int(box[0] * w), 0, int(box[1] * w), h))
             img = img.convert("L" if channels == 1 else "RGB")
             w, h = img.size
-            side = min(w, h)
+            side = min(w, h) if crop <= 0 else crop
+            if side > min(w, h):
+                raise ConfigError(f"data.crop: {crop} is larger than {path} ({w}x{h})")
             left, top = (w - side) // 2, (h - side) // 2
             img = img.crop((left, top, left + side, top + side))
             img = img.resize((size, size), Image.Resampling.LANCZOS)
             arr = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ConfigError(f"data.path: cannot read image {path}: {exc}") from None
     return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
 

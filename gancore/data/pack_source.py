@@ -43,4 +43,5 @@ class Pack(DataSource):
         flip = self.config.flip if self.config.flip is not None else pack.metadata.get("flip") == "True"
         return TensorData(x=tensor("images"), y=tensor("labels"), num_classes=pack.num_classes,
                           x_b=tensor("images_b"), y_b=tensor("labels_b"), flip=flip,
+                          paired=pack.metadata.get("paired") == "True",
                           resident_bytes=int(self.config.resident_mb * 2**20))

@@ -138,7 +138,7 @@ def _pack_loaded(source: DataSource, out: Path) -> PackResult:
     writer = PackWriter(out, arrays, _metadata(source, kind="image", num_classes=data.num_classes, count=len(data),
                                                image_size=shape[-1], channels=shape[0], crop="the source's",
                                                resize_filter="the source's (then quantised to uint8)",
-                                               flip=data.flip))
+                                               flip=data.flip, paired=data.paired))
     try:
         writer.write("images", _quantised(data.x))
         if data.y is not None:

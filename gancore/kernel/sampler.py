@@ -72,8 +72,11 @@ class BatchSampler:
         self.x_b = place(data.x_b) if data.x_b is not None else None
         self.y_b = data.y_b.to(device) if data.y_b is not None else None
         self.flip = data.flip
+        self.paired = data.paired
+        if self.paired and (data.x_b is None or len(data.x_b) != len(data)):
+            raise ConfigError("data: paired data need as many images in x_b as in x")
         self.streams = [_Stream(len(data), batch_size * world_size, self.rng)]
-        if self.x_b is not None:
+        if self.x_b is not None and not self.paired:
             self.streams.append(_Stream(len(self.x_b), batch_size * world_size, self.rng))
         self._background: ThreadPoolExecutor | None = None if resident else ThreadPoolExecutor(1)
         self._ahead: tuple[dict, Future] | None = None
@@ -93,11 +96,11 @@ class BatchSampler:
         """Everything random about the next batch, in a fixed order: indices, then flips."""
         plan = {"idx": self._shard(self.streams[0].next())}
         if self.x_b is not None:
-            plan["idx_b"] = self._shard(self.streams[1].next())
+            plan["idx_b"] = plan["idx"] if self.paired else self._shard(self.streams[1].next())
         if self.flip:
             plan["flip"] = self._flip_mask()
             if self.x_b is not None:
-                plan["flip_b"] = self._flip_mask()
+                plan["flip_b"] = plan["flip"] if self.paired else self._flip_mask()
         return plan
 
     def _gather(self, plan: dict) -> dict:

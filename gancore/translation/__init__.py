@@ -1,8 +1,9 @@
 """Image-to-image translation helpers (public API): two-domain data sources, the orientation
 search that aligns the domains before unpaired training, and the translation metrics.
 
-- :class:`Unpaired` (``data.name = "unpaired"``: trainA/ and trainB/ folders, CycleGAN's layout)
-  and :class:`DigitsPair` (``digits-pair``: digits and a restyled copy, with hidden labels);
+- :class:`Unpaired` (``data.name = "unpaired"``: trainA/ and trainB/ folders, CycleGAN's layout),
+  :class:`DigitsPair` (``digits-pair``: digits and a restyled copy, with hidden labels) and
+  :class:`Paired` (``paired``: aligned pairs in pix2pix's A|B or A/ B/ layouts);
 - :func:`find_orientation`, :class:`Orientation`, :class:`Oriented` (a generator behind a fixed
   turn/mirror of its input; ``forward(x, transform=False)`` runs it without),
   :func:`orient_generators` (for :meth:`gancore.Variant.initialize`), :func:`orientation_setting`
@@ -21,7 +22,7 @@ from gancore.translation.orient import (
     orient_generators,
     orientation_setting,
 )
-from gancore.translation.sources import DigitsPair, Unpaired, restyle
+from gancore.translation.sources import DigitsPair, Paired, Unpaired, restyle
 
 __all__ = [
     "TRANSLATION_METRICS",
@@ -29,6 +30,7 @@ __all__ = [
     "OrientMode",
     "Orientation",
     "Oriented",
+    "Paired",
     "Preservation",
     "Reconstruction",
     "Unpaired",

@@ -1,4 +1,5 @@
-"""Two unpaired image domains: folders in the CycleGAN layout, and restyled digits."""
+"""Two image domains: unpaired folders in the CycleGAN layout, restyled digits, and paired images in
+pix2pix's layouts."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pydantic import Field
 
 from gancore.data import DataSource, ImageSettings, TensorData
 from gancore.data.digits import Digits, digits_split
-from gancore.data.image_folder import image_files, load_image
+from gancore.data.image_folder import decode_uint8, image_files, load_image, read_image
 from gancore.errors import ConfigError
 
 
@@ -43,6 +44,59 @@ class Unpaired(DataSource):
         if not root.is_dir():
             raise ConfigError(f"data.path: {root} is not a folder")
         return TensorData(x=self._domain(root, "A"), x_b=self._domain(root, "B"), flip=self.config.flip)
+
+
+class PairedSettings(ImageSettings):
+    path: str = Field(..., description="DIR/train/*.jpg of A|B side-by-side images (pix2pix's downloads), or "
+                                       "DIR/A/train/NAME beside DIR/B/train/NAME.")
+    split: Literal["train", "val", "test"] = Field("train", description="Which folder: train, val or test.")
+    image_size: int = Field(256, ge=8, le=1024, description="Side of the square images, pixels.")
+    channels: Literal[1, 3] = Field(3, description="1 for grayscale, 3 for RGB (every image is converted).")
+    direction: Literal["a2b", "b2a"] = Field("a2b", description="a2b: the left half (or A/) is the input; b2a: "
+                                                                "the right half (or B/) is.")
+    flip: bool = Field(True, description="Random horizontal flips, the same for both images of a pair.")
+
+
+class Paired(DataSource):
+    """Aligned pairs (x, x_b) for pix2pix-style training: batches keep each pair together."""
+
+    name = "paired"
+    Config = PairedSettings
+
+    def _pairs(self) -> tuple[list[tuple[Path, Path]], bool]:
+        root, split = Path(self.config.path).expanduser(), self.config.split
+        if (root / split).is_dir():
+            files = image_files(root / split)
+            if not files:
+                raise ConfigError(f"data.path: no images in {root / split}")
+            return [(f, f) for f in files], True
+        a, b = root / "A" / split, root / "B" / split
+        if not (a.is_dir() and b.is_dir()):
+            raise ConfigError(f"data.path: expected {root / split}/ (A|B images) or {a}/ beside {b}/")
+        names_a, names_b = {f.name for f in image_files(a)}, {f.name for f in image_files(b)}
+        if names_a != names_b:
+            odd = sorted(names_a ^ names_b)
+            where = a if odd[0] in names_a else b
+            raise ConfigError(f"data.path: {where / odd[0]} has no partner of the same name in the other folder "
+                              f"({len(odd)} unmatched)")
+        if not names_a:
+            raise ConfigError(f"data.path: no images in {a}")
+        return [(a / n, b / n) for n in sorted(names_a)], False
+
+    def load(self) -> TensorData:
+        c = self.config
+        pairs, side_by_side = self._pairs()
+        halves = [(0.0, 0.5), (0.5, 1.0)] if side_by_side else [None, None]
+        if c.direction == "b2a":
+            halves, pairs = halves[::-1], [(q, p) for p, q in pairs]
+
+        def stack(paths: list[Path], box: tuple[float, float] | None) -> torch.Tensor:
+            return torch.stack([decode_uint8(torch.from_numpy(read_image(f, c.image_size, c.channels, box=box)))
+                                for f in paths])
+
+        x = stack([p for p, _ in pairs], halves[0])
+        x_b = stack([q for _, q in pairs], halves[1])
+        return TensorData(x=x, x_b=x_b, flip=c.flip, paired=True)
 
 
 def restyle(x: torch.Tensor, style: str) -> torch.Tensor:
