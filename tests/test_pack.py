@@ -147,3 +147,17 @@ def test_vector_sources_are_not_packed(tmp_path):
     assert out.exit_code == 2 and "vector data" in out.output
     unknown = CliRunner().invoke(cli, ["data", "pack", "no-such-source", "--out", str(tmp_path / "x.pack")])
     assert unknown.exit_code == 2 and "unknown dataset 'no-such-source'" in unknown.output
+
+
+def test_pack_takes_the_sources_settings_from_a_config_file(folder, tmp_path):
+    config = tmp_path / "data.toml"
+    config.write_text(f'[data]\nname = "image-folder"\npath = "{folder}"\nimage_size = 8\nchannels = 1\n')
+    out = CliRunner().invoke(cli, ["data", "pack", "image-folder", "--out", str(tmp_path / "c.pack"),
+                                   "--config", str(config), "--no-progress", "--set", "image_size=12"])
+    assert out.exit_code == 0, out.output
+    from gancore.data.pack import open_pack
+
+    assert open_pack(tmp_path / "c.pack").arrays["images"].shape == (48, 1, 12, 12)  # --set over the file
+    bad = CliRunner().invoke(cli, ["data", "pack", "image-folder", "--out", str(tmp_path / "d.pack"),
+                                   "--set", f"path={folder}", "--set", "colour=red"])
+    assert bad.exit_code == 2 and "data.colour: unknown key" in bad.output
