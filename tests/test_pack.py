@@ -161,3 +161,19 @@ def test_pack_takes_the_sources_settings_from_a_config_file(folder, tmp_path):
     bad = CliRunner().invoke(cli, ["data", "pack", "image-folder", "--out", str(tmp_path / "d.pack"),
                                    "--set", f"path={folder}", "--set", "colour=red"])
     assert bad.exit_code == 2 and "data.colour: unknown key" in bad.output
+
+
+def test_16_bit_grayscale_is_scaled_and_float_images_are_refused(tmp_path):
+    from gancore.data.image_folder import read_image
+    from gancore.errors import ConfigError
+
+    ramp = (np.arange(16 * 16).reshape(16, 16) * 257).astype(np.uint16)  # 0 .. 65535 in 16 bits
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode == "I;16"
+    pixels = read_image(tmp_path / "deep.png", 16, 1)[0]
+    assert pixels.min() == 0 and pixels.max() == 255 and abs(float(pixels.mean()) - 127.5) < 1.5  # not white
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).convert("CMYK").save(tmp_path / "print.jpg")
+    assert read_image(tmp_path / "print.jpg", 8, 3).shape == (3, 8, 8)
+    Image.fromarray(np.random.default_rng(0).random((8, 8)).astype(np.float32)).save(tmp_path / "float.tiff")
+    with pytest.raises(ConfigError, match="float.tiff holds floating-point pixels"):
+        read_image(tmp_path / "float.tiff", 8, 1)

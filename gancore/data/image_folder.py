@@ -37,7 +37,7 @@ def read_image(path: Path, size: int, channels: int, crop: int = 0,
                     raise ConfigError(f"data.path: {path} is {w} pixels wide; A|B images split at half width "
                                       "need an even width")
                 img = img.crop((int(box[0] * w), 0, int(box[1] * w), h))
-            img = img.convert("L" if channels == 1 else "RGB")
+            img = to_8bit(img, path).convert("L" if channels == 1 else "RGB")
             w, h = img.size
             side = min(w, h) if crop <= 0 else crop
             if side > min(w, h):
@@ -45,10 +45,26 @@ def read_image(path: Path, size: int, channels: int, crop: int = 0,
             left, top = (w - side) // 2, (h - side) // 2
             img = img.crop((left, top, left + side, top + side))
             img = img.resize((size, size), Image.Resampling.LANCZOS)
-            arr = np.asarray(img, dtype=np.uint8)
+            arr = np.array(img, dtype=np.uint8)  # a writable copy (torch.from_numpy wants one)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ConfigError(f"data.path: cannot read image {path}: {exc}") from None
     return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+
+
+def to_8bit(img: object, path: Path) -> object:
+    """8-bit pixels from any mode Pillow opens: 16-bit grayscale is scaled down (Pillow's own
+    conversion clips it to near white); float images, whose range no file states, are refused."""
+    from PIL import Image
+
+    mode = img.mode  # type: ignore[attr-defined]
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        wide = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or wide.max() > 255 else 255.0
+        return Image.fromarray(np.clip(np.rint(wide * (255.0 / top)), 0, 255).astype(np.uint8), mode="L")
+    if mode == "F":
+        raise ConfigError(f"data.path: {path} holds floating-point pixels, whose range the file does not state; "
+                          "convert it to 8 or 16 bits per channel")
+    return img
 
 
 def load_image(path: Path, size: int, channels: int) -> torch.Tensor:
