@@ -9,6 +9,7 @@ from gancore.data.digits import Digits
 from gancore.data.image_folder import ImageFolder
 from gancore.data.mixtures import GaussianGrid, GaussianRing
 from gancore.data.pack_source import Pack
+from gancore.data.stylegan_zip import StyleGANZip
 from gancore.losses import BUILTIN_LOSSES
 from gancore.metrics.modes import Modes
 from gancore.metrics.quality import BUILTIN_METRICS
@@ -24,7 +25,7 @@ def gancore_register_losses() -> list[type]:
 @hookimpl
 def gancore_register_datasets() -> list[type]:
     return [Digits, ImageFolder, GaussianRing, GaussianGrid, Unpaired, DigitsPair, Paired, Pack,
-            MNIST, FashionMNIST, CIFAR10, CelebA]
+            MNIST, FashionMNIST, CIFAR10, CelebA, StyleGANZip]
 
 
 @hookimpl

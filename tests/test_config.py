@@ -66,7 +66,7 @@ def test_loss_options_are_validated_by_the_loss(host):
         (
             ["--set", "data.name=nosuchdata"],
             "data.name: unknown dataset 'nosuchdata'; installed: celeba, cifar10, digits, digits-pair, "
-            "fashion-mnist, gaussian-grid, gaussian-ring, image-folder, mnist, pack, paired, unpaired",
+            "fashion-mnist, gaussian-grid, gaussian-ring, image-folder, mnist, pack, paired, stylegan-zip, unpaired",
         ),
         (["--set", "loss.name=hinj"], "did you mean 'hinge'?"),
         (["--set", "variant.latent_dim=-1"], "variant.latent_dim: Input should be greater than or equal to 1"),

@@ -121,3 +121,61 @@ def test_a_paired_pack_trains_a_translation_variant(tmp_path):
                                    "--set", "train.batch_size=4", "--set", "log.progress=false",
                                    "--set", "variant.orient=off"])
     assert run.exit_code == 0, run.output
+
+
+def write_stylegan_zip(path: Path, n: int = 6, labels: bool = True) -> None:
+    """The layout of stylegan2-ada-pytorch's dataset_tool.py: 00000/img00000000.png ... and dataset.json."""
+    import io
+    import json
+    import zipfile
+
+    rng = np.random.default_rng(3)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        names = []
+        for i in range(n):
+            name = f"{i // 1000:05d}/img{i:08d}.png"
+            buffer = io.BytesIO()
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(buffer, format="png")
+            archive.writestr(name, buffer.getvalue())
+            names.append(name)
+        table = [[name, i % 3] for i, name in enumerate(names)] if labels else None
+        archive.writestr("dataset.json", json.dumps({"labels": table}))
+
+
+def test_stylegan_zips_read_their_labels_and_pack_in_workers(tmp_path):
+    from gancore.data.stylegan_zip import StyleGANZip
+
+    write_stylegan_zip(tmp_path / "ds.zip")
+    data = StyleGANZip(StyleGANZip.Config(path=str(tmp_path / "ds.zip"), image_size=16)).load()
+    assert data.x.shape == (6, 3, 16, 16) and data.y.tolist() == [0, 1, 2, 0, 1, 2] and data.num_classes == 3
+    packed = CliRunner().invoke(cli, ["data", "pack", "stylegan-zip", "--out", str(tmp_path / "z.pack"),
+                                      "--workers", "2", "--no-progress", "--set", f"path={tmp_path / 'ds.zip'}",
+                                      "--set", "image_size=16"])
+    assert packed.exit_code == 0, packed.output
+    from gancore.data.pack import open_pack
+
+    pack = open_pack(tmp_path / "z.pack")
+    assert torch.equal(torch.from_numpy(np.asarray(pack.arrays["images"])).float() / 127.5 - 1, data.x)
+    write_stylegan_zip(tmp_path / "plain.zip", labels=False)
+    assert StyleGANZip(StyleGANZip.Config(path=str(tmp_path / "plain.zip"), image_size=8)).load().y is None
+
+
+def test_stylegan_zip_mistakes_are_one_line_errors(tmp_path):
+    import json
+    import zipfile
+
+    from gancore.data.stylegan_zip import StyleGANZip
+
+    (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match="junk.zip is not a readable zip"):
+        StyleGANZip(StyleGANZip.Config(path=str(tmp_path / "junk.zip"))).load()
+    write_stylegan_zip(tmp_path / "ds.zip", n=3)
+    with zipfile.ZipFile(tmp_path / "ds.zip", "a") as archive:
+        archive.writestr("00000/img00000099.png", b"broken")
+    with pytest.raises(ConfigError, match="no label for 00000/img00000099.png.*out of step"):
+        StyleGANZip(StyleGANZip.Config(path=str(tmp_path / "ds.zip"))).load()
+    with zipfile.ZipFile(tmp_path / "nolabels.zip", "w") as archive:
+        archive.writestr("a.png", b"broken")
+        archive.writestr("dataset.json", json.dumps({"labels": None}))
+    with pytest.raises(ConfigError, match=r"cannot read image .*nolabels.zip:a.png"):
+        StyleGANZip(StyleGANZip.Config(path=str(tmp_path / "nolabels.zip"))).load()

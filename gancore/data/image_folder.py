@@ -22,32 +22,34 @@ class ImageFolderSettings(ImageSettings):
 
 
 def read_image(path: Path, size: int, channels: int, crop: int = 0,
-               box: tuple[float, float] | None = None) -> np.ndarray:
+               box: tuple[float, float] | None = None, name: str | None = None) -> np.ndarray:
     """Read one image as uint8 ``[C, H, W]``: a centre crop (``crop`` pixels square; 0: the largest
     square), resized (Lanczos) to ``size``. ``box`` = (left, right) as fractions of the width reads
-    part of the image first (pix2pix's A|B halves). Errors name the file."""
+    part of the image first (pix2pix's A|B halves). Errors name the file (``name`` when ``path`` is
+    an open file object, such as a member of an archive)."""
     from PIL import Image, UnidentifiedImageError
 
+    where = name or path
     try:
         with Image.open(path) as img:
             img.load()
             if box is not None:
                 w, h = img.size
                 if w % 2:
-                    raise ConfigError(f"data.path: {path} is {w} pixels wide; A|B images split at half width "
+                    raise ConfigError(f"data.path: {where} is {w} pixels wide; A|B images split at half width "
                                       "need an even width")
                 img = img.crop((int(box[0] * w), 0, int(box[1] * w), h))
-            img = to_8bit(img, path).convert("L" if channels == 1 else "RGB")
+            img = to_8bit(img, where).convert("L" if channels == 1 else "RGB")
             w, h = img.size
             side = min(w, h) if crop <= 0 else crop
             if side > min(w, h):
-                raise ConfigError(f"data.crop: {crop} is larger than {path} ({w}x{h})")
+                raise ConfigError(f"data.crop: {crop} is larger than {where} ({w}x{h})")
             left, top = (w - side) // 2, (h - side) // 2
             img = img.crop((left, top, left + side, top + side))
             img = img.resize((size, size), Image.Resampling.LANCZOS)
             arr = np.array(img, dtype=np.uint8)  # a writable copy (torch.from_numpy wants one)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ConfigError(f"data.path: cannot read image {path}: {exc}") from None
+        raise ConfigError(f"data.path: cannot read image {where}: {exc}") from None
     return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
 
 
