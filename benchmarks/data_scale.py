@@ -8,7 +8,8 @@ from the start of the process to the first step, the peak anonymous memory while
 and steps/s. For the smallest set it also trains from the same images held in memory
 (``image-folder``, float32): its memory and start-up in a process of its own, and its speed against
 the pack's side by side in one process (alternating blocks of 10 steps, 8 rounds, the order
-rotating), the ratio pack / in memory; and the digits run's peak as the reference for "flat".
+rotating), the ratio pack / in memory, and the folder decoded on the fly in worker processes
+(``data.stream``) / pack; and the digits run's peak as the reference for "flat".
 
     python benchmarks/data_scale.py --sizes 10000 50000 200000 --image-size 64
     python benchmarks/data_scale.py --sizes 20000 --image-size 256 --steps 5
@@ -154,12 +155,14 @@ def main() -> None:
                           "data.image_size": args.image_size}
                 row["memory"] = drive(memory, args.steps, root / f"run-mem-{n}")
                 # and speed side by side in one process: alternating blocks of steps, the order rotating
-                done = subprocess.run([sys.executable, "-c", RATIO_DRIVER, json.dumps({"memory": memory,
-                                       "pack": streamed}), "8", "10", str(root / f"ratio-{n}")],
-                                      capture_output=True, text=True, check=True)
+                decoding = {**memory, "data.stream": True, "data.workers": args.workers}
+                done = subprocess.run([sys.executable, "-c", RATIO_DRIVER, json.dumps({
+                                       "memory": memory, "pack": streamed, "folder-stream": decoding}),
+                                       "8", "10", str(root / f"ratio-{n}")], capture_output=True, text=True, check=True)
                 speeds = json.loads(done.stdout.strip().splitlines()[-1])
                 row["side_by_side_steps_per_s"] = speeds
                 row["pack_over_memory"] = round(speeds["pack"] / speeds["memory"], 3)
+                row["folder_stream_over_pack"] = round(speeds["folder-stream"] / speeds["pack"], 3)
             rows.append(row)
             print(json.dumps(row), flush=True)
             for f in folder.iterdir():

@@ -177,3 +177,19 @@ def test_16_bit_grayscale_is_scaled_and_float_images_are_refused(tmp_path):
     Image.fromarray(np.random.default_rng(0).random((8, 8)).astype(np.float32)).save(tmp_path / "float.tiff")
     with pytest.raises(ConfigError, match="float.tiff holds floating-point pixels"):
         read_image(tmp_path / "float.tiff", 8, 1)
+
+
+def test_a_folder_streamed_through_worker_processes_trains_like_it_does_in_memory(folder, tmp_path):
+    host = load_plugins()
+    common = {**TINY, "data.name": "image-folder", "data.path": str(folder), "data.image_size": 16,
+              "train.steps": 4}
+    in_memory = train(host, make_config(host, "dcgan", common), tmp_path / "memory")
+    streamed = train(host, make_config(host, "dcgan", {**common, "data.stream": True, "data.workers": 2}),
+                     tmp_path / "streamed")
+    a, b = weights(in_memory), weights(streamed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    train(host, make_config(host, "dcgan", {**common, "data.stream": True, "train.steps": 2}), tmp_path / "half")
+    resumed = train(host, make_config(host, "dcgan", {**common, "data.stream": True}), tmp_path / "half",
+                    resume=True)
+    c = weights(resumed)
+    assert all(torch.equal(a[k], c[k]) for k in a)

@@ -59,6 +59,8 @@ class TensorData:
         """``t`` as float32 in [-1, 1]: uint8 pixels are decoded, anything else is returned as is."""
         if t is None or t.dtype != torch.uint8:
             return t
+        if not isinstance(t, Tensor):  # rows decoded from files (FileRows): all of them
+            t = t[:]
         return t.float().div_(127.5).sub_(1.0)
 
     @property

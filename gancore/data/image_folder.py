@@ -19,6 +19,10 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 class ImageFolderSettings(ImageSettings):
     path: str = Field(..., description="Folder of images; class subfolders give labels.")
     channels: Literal[1, 3] = Field(3, description="1 for grayscale, 3 for RGB.")
+    stream: bool = Field(False, description="Decode each batch's files on the fly in worker processes (one batch "
+                                            "ahead) instead of holding the whole folder in memory; the same batches.")
+    workers: int = Field(2, ge=1, le=64,
+                         description="Decoding processes when stream is on (1: in the training process).")
 
 
 def read_image(path: Path, size: int, channels: int, crop: int = 0,
@@ -116,6 +120,13 @@ class ImageFolder(DataSource):
         return files, classes
 
     def load(self) -> TensorData:
+        if self.config.stream:
+            from gancore.data.file_rows import FileRows
+
+            plan = self.decode_plan()
+            labels = None if plan.labels is None else torch.tensor(plan.labels, dtype=torch.int64)
+            return TensorData(x=FileRows(plan, self.config.workers), y=labels,  # type: ignore[arg-type]
+                              num_classes=plan.num_classes if labels is not None else 0, resident_bytes=0)
         files, classes = self._files()
         size, channels = self.config.image_size, self.config.channels
         x = torch.stack([load_image(f, size, channels) for _, f in files])

@@ -103,13 +103,20 @@ class BatchSampler:
                 plan["flip_b"] = plan["flip"] if self.paired else self._flip_mask()
         return plan
 
+    @staticmethod
+    def _rows(source: Tensor, idx: Tensor) -> Tensor:
+        gather = getattr(source, "gather", None)
+        if gather is not None and not isinstance(source, Tensor):
+            return gather(idx)  # rows decoded from files in worker processes
+        return source[idx.to(source.device)]
+
     def _gather(self, plan: dict) -> dict:
         """The batch's rows (uint8 or float, on their device), labels on the training device."""
-        out = {"x": self.x[plan["idx"].to(self.x.device)]}
+        out = {"x": self._rows(self.x, plan["idx"])}
         if self.y is not None:
             out["y"] = self.y[plan["idx"].to(self.y.device)]
         if self.x_b is not None:
-            out["x_b"] = self.x_b[plan["idx_b"].to(self.x_b.device)]
+            out["x_b"] = self._rows(self.x_b, plan["idx_b"])
             if self.y_b is not None:
                 out["y_b"] = self.y_b[plan["idx_b"].to(self.y_b.device)]
         return out
@@ -153,6 +160,17 @@ class BatchSampler:
             tensors[f"perm{i}"] = perm.clone()
             scalars[f"pos{i}"] = pos
         return tensors, scalars
+
+    def close(self) -> None:
+        """Stop the background gathering and any decoding processes."""
+        if self._ahead is not None:
+            self._ahead[1].result()
+            self._ahead = None
+        if self._background is not None:
+            self._background.shutdown()
+        for source in (self.x, self.x_b):
+            if source is not None and hasattr(source, "close") and not isinstance(source, Tensor):
+                source.close()
 
     def restore(self, tensors: dict[str, Tensor], scalars: dict[str, int]) -> None:
         for i, stream in enumerate(self.streams):

@@ -231,6 +231,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            self.sampler.close()
             self._hook("gancore_run_end", run_dir=str(self.run_dir), step=self.step, status=status)
             if self.dist.enabled and status == "completed":
                 self._end_distributed()
