@@ -179,3 +179,20 @@ def test_stylegan_zip_mistakes_are_one_line_errors(tmp_path):
         archive.writestr("dataset.json", json.dumps({"labels": None}))
     with pytest.raises(ConfigError, match=r"cannot read image .*nolabels.zip:a.png"):
         StyleGANZip(StyleGANZip.Config(path=str(tmp_path / "nolabels.zip"))).load()
+
+
+def test_celeba_and_stylegan_zips_stream_the_same_images(tmp_path):
+    from gancore.data.stylegan_zip import StyleGANZip
+
+    write_celeba(tmp_path / "celeba")
+    direct = CelebA(CelebA.Config(path=str(tmp_path / "celeba"), image_size=16)).load()
+    streamed = CelebA(CelebA.Config(path=str(tmp_path / "celeba"), image_size=16, stream=True, workers=1)).load()
+    assert len(streamed) == 6 and torch.equal(streamed.decoded(streamed.x[:6]), direct.x)
+    write_stylegan_zip(tmp_path / "ds.zip")
+    zipped = StyleGANZip(StyleGANZip.Config(path=str(tmp_path / "ds.zip"), image_size=16, stream=True)).load()
+    sampler = BatchSampler(zipped, 4, torch.device("cpu"), seed=0)
+    batch = sampler.next()  # gathered by the worker processes
+    sampler.close()
+    first = torch.randperm(6, generator=torch.Generator().manual_seed(0))[:4]  # the sampler's first draw
+    assert batch.x.shape == (4, 3, 16, 16) and batch.y.tolist() == [i % 3 for i in first.tolist()]
+    assert torch.equal(batch.x, zipped.decoded(zipped.x[first]))

@@ -36,6 +36,10 @@ class CelebASettings(ImageSettings):
         None, description="An attribute of list_attr_celeba.txt (e.g. Smiling) as the label (0: -1, 1: 1); "
                           "null: unlabelled.")
     limit: int | None = Field(None, ge=1, description="Only the first N images (after the split), for a quick run.")
+    stream: bool = Field(False, description="Decode each batch's images on the fly in worker processes (one batch "
+                                            "ahead) instead of holding them all in memory; the same batches.")
+    workers: int = Field(2, ge=1, le=64,
+                         description="Decoding processes when stream is on (1: in the training process).")
 
 
 class CelebA(DataSource):
@@ -114,6 +118,12 @@ class CelebA(DataSource):
 
     def load(self) -> TensorData:
         plan = self.decode_plan()
+        if self.config.stream:
+            from gancore.data.file_rows import FileRows
+
+            labels = None if plan.labels is None else torch.tensor(plan.labels, dtype=torch.int64)
+            return TensorData(x=FileRows(plan, self.config.workers), y=labels,  # type: ignore[arg-type]
+                              num_classes=plan.num_classes if labels is not None else 0, resident_bytes=0)
         x = torch.stack([decode_uint8(torch.from_numpy(plan.decode(f))) for f in plan.files])
         if plan.labels is None:
             return TensorData(x=x)

@@ -41,6 +41,10 @@ class StyleGANZipSettings(ImageSettings):
     path: str = Field(..., description="A dataset zip written by stylegan2-ada-pytorch's dataset_tool.py.")
     channels: Literal[1, 3] = Field(3, description="1 for grayscale, 3 for RGB.")
     use_labels: bool = Field(True, description="Use dataset.json's labels when the zip has them.")
+    stream: bool = Field(False, description="Decode each batch's images on the fly in worker processes (one batch "
+                                            "ahead) instead of holding them all in memory; the same batches.")
+    workers: int = Field(2, ge=1, le=64,
+                         description="Decoding processes when stream is on (1: in the training process).")
 
 
 class StyleGANZip(DataSource):
@@ -84,6 +88,12 @@ class StyleGANZip(DataSource):
 
     def load(self) -> TensorData:
         plan = self.decode_plan()
+        if self.config.stream:
+            from gancore.data.file_rows import FileRows
+
+            labels = None if plan.labels is None else torch.tensor(plan.labels, dtype=torch.int64)
+            return TensorData(x=FileRows(plan, self.config.workers), y=labels,  # type: ignore[arg-type]
+                              num_classes=plan.num_classes if labels is not None else 0, resident_bytes=0)
         x = torch.stack([decode_uint8(torch.from_numpy(plan.decode(f))) for f in plan.files])
         if plan.labels is None:
             return TensorData(x=x)
