@@ -4,8 +4,8 @@
   ``t10k-...`` for the test split), gzipped or not, in ``data.path`` or in torchvision's
   ``data.path/MNIST/raw`` (``FashionMNIST/raw``).
 - ``cifar10``: the binary batches (``cifar-10-batches-bin/data_batch_{1..5}.bin``, ``test_batch.bin``),
-  or the python batches (``cifar-10-batches-py``) through an unpickler that admits nothing but the
-  numpy arrays, lists and dicts in them: a pickle naming any other global is refused before it runs.
+  or the python batches (``cifar-10-batches-py``), read as data by :mod:`gancore.data.cifar_batch`
+  (no unpickler: a file naming anything but numpy's array reconstruction is refused, nothing runs).
 
 Images are resized to ``image_size`` (bilinear with antialiasing; 28 -> 32 for MNIST by default),
 scaled to [-1, 1], with their labels.
@@ -14,11 +14,9 @@ scaled to [-1, 1], with their labels.
 from __future__ import annotations
 
 import gzip
-import io
-import pickle
 import struct
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -105,26 +103,13 @@ class FashionMNIST(IDXDigits):
     url = "https://github.com/zalandoresearch/fashion-mnist"
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """Admits the globals a CIFAR python batch needs (numpy arrays and dtypes), nothing else."""
-
-    ALLOWED: ClassVar[set[tuple[str, str]]] = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 carry bytes: a pure function
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refused global {module}.{name}")
-        return super().find_class(module, name)
-
-
 def load_cifar_python(path: Path) -> dict:
-    """One CIFAR python batch through :class:`_ArraysOnly`."""
+    """One CIFAR python batch, read by :func:`gancore.data.cifar_batch.read_batch`."""
+    from gancore.data.cifar_batch import RefusedBatch, read_batch
+
     try:
-        data = _ArraysOnly(io.BytesIO(path.read_bytes()), encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, OSError) as exc:
+        data = read_batch(path.read_bytes())
+    except (RefusedBatch, ValueError, TypeError, KeyError, IndexError, OSError) as exc:
         raise ConfigError(f"data.path: {path} is not a CIFAR python batch (refused: {exc})") from None
     if not isinstance(data, dict) or b"data" not in data or b"labels" not in data:
         raise ConfigError(f"data.path: {path} is not a CIFAR python batch (no data and labels)")
