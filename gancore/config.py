@@ -276,8 +276,9 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
     merged = deep_merge(deep_merge(defaults, by_data), raw)
     for assignment in into_defaults:
         apply_set(merged, assignment)
-    from_data = {key: value for key, value in _flatten(by_data).items() if _flatten(merged).get(key) == value
-                 and key not in _flatten(raw)}
+    final, chosen = _flatten(merged), _flatten(raw)
+    from_data = {key: value for key, value in _flatten(by_data).items()
+                 if final.get(key) == value and key not in chosen}
     parsed = validate(RawConfig, merged, "")
     assert isinstance(parsed, RawConfig)
     data_cls, data_settings = _plugin_section(host.datasets, merged["data"], "data")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import importlib.metadata as md
 import os
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -207,18 +206,16 @@ class Lifecycle:
                 continue
             try:
                 impl.function(**{name: kwargs[name] for name in impl.argnames if name in kwargs})
-            except ConfigError:
-                if hook == "gancore_run_start":
-                    raise
-                self._disable(impl.plugin_name, hook, kwargs, sys.exc_info()[1])
             except Exception as exc:  # a plugin's bug must not end the run
+                if isinstance(exc, ConfigError) and hook == "gancore_run_start":
+                    raise
                 self._disable(impl.plugin_name, hook, kwargs, exc)
 
-    def _disable(self, plugin: str, hook: str, kwargs: dict[str, Any], exc: BaseException | None) -> None:
+    def _disable(self, plugin: str, hook: str, kwargs: dict[str, Any], exc: BaseException) -> None:
         source = next((r.source for r in self.host.records if r.name == plugin), plugin)
         step = kwargs.get("step")
         where = f" at step {step}" if isinstance(step, int) else ""
-        line = (f"plugin {plugin!r} ({source}) failed in {hook}{where}: {_describe(exc) if exc else '?'}; "
+        line = (f"plugin {plugin!r} ({source}) failed in {hook}{where}: {_describe(exc)}; "
                 "its lifecycle hooks are off for the rest of this run")
         self.disabled[plugin] = line
         self.echo(f"warning: {line}")

@@ -13,21 +13,19 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-import torch
 from pydantic import Field
 
-from gancore.data import DataSource, DecodePlan, ImageSettings, TensorData
-from gancore.data.image_folder import IMAGE_SUFFIXES, decode_uint8, read_image
+from gancore.data import DataSource, DecodePlan, TensorData
+from gancore.data.file_rows import FileImageSettings, plan_data
+from gancore.data.image_folder import IMAGE_SUFFIXES, read_image
 from gancore.errors import ConfigError
 
 SPLITS = {"train": "0", "val": "1", "test": "2"}
 
 
-class CelebASettings(ImageSettings):
+class CelebASettings(FileImageSettings):
     path: str = Field(..., description="The folder holding img_align_celeba/ (and the list_*.txt files).")
     image_size: int = Field(64, ge=8, le=1024, description="Side of the square images, pixels.")
-    channels: Literal[1, 3] = Field(3, description="1 for grayscale, 3 for RGB.")
     crop: int = Field(0, ge=0, description="Side of the centre crop before resizing; 0: the largest square "
                                            "(178); 108 or 140 are the crops of many GAN papers.")
     split: Literal["all", "train", "val", "test"] = Field(
@@ -36,10 +34,6 @@ class CelebASettings(ImageSettings):
         None, description="An attribute of list_attr_celeba.txt (e.g. Smiling) as the label (0: -1, 1: 1); "
                           "null: unlabelled.")
     limit: int | None = Field(None, ge=1, description="Only the first N images (after the split), for a quick run.")
-    stream: bool = Field(False, description="Decode each batch's images on the fly in worker processes (one batch "
-                                            "ahead) instead of holding them all in memory; the same batches.")
-    workers: int = Field(2, ge=1, le=64,
-                         description="Decoding processes when stream is on (1: in the training process).")
 
 
 class CelebA(DataSource):
@@ -117,14 +111,4 @@ class CelebA(DataSource):
                           crop=f"centre {c.crop or 'largest'} square", resize_filter="lanczos")
 
     def load(self) -> TensorData:
-        plan = self.decode_plan()
-        if self.config.stream:
-            from gancore.data.file_rows import FileRows
-
-            labels = None if plan.labels is None else torch.tensor(plan.labels, dtype=torch.int64)
-            return TensorData(x=FileRows(plan, self.config.workers), y=labels,  # type: ignore[arg-type]
-                              num_classes=plan.num_classes if labels is not None else 0, resident_bytes=0)
-        x = torch.stack([decode_uint8(torch.from_numpy(plan.decode(f))) for f in plan.files])
-        if plan.labels is None:
-            return TensorData(x=x)
-        return TensorData(x=x, y=torch.tensor(np.asarray(plan.labels), dtype=torch.int64), num_classes=2)
+        return plan_data(self.decode_plan(), self.config)

@@ -34,7 +34,7 @@ class IDXSettings(ImageSettings):
 
 def _resized(images: np.ndarray, size: int) -> torch.Tensor:
     """uint8 ``[N, C, h, w]`` to float ``[N, C, size, size]`` in [-1, 1]."""
-    x = torch.from_numpy(np.array(images, dtype=np.uint8)).float().div_(127.5).sub_(1.0)  # a writable copy
+    x = TensorData.decoded(torch.from_numpy(np.array(images, dtype=np.uint8)))  # a writable copy
     if x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x.clamp_(-1.0, 1.0)

@@ -9,12 +9,13 @@ this way gives the batches of the same folder held in memory, or of its pack, an
 from __future__ import annotations
 
 import multiprocessing
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
-from gancore.data import DecodePlan
+from gancore.data import DecodePlan, ImageSettings, TensorData
 
 
 def _decode(args: tuple[Any, Any]) -> np.ndarray:
@@ -79,3 +80,25 @@ class FileRows:
             self._pool.terminate()
             self._pool.join()
             self._pool = None
+
+
+class FileImageSettings(ImageSettings):
+    """Settings every file-backed image source shares: channels, and streaming from the files."""
+
+    channels: Literal[1, 3] = Field(3, description="1 for grayscale, 3 for RGB.")
+    stream: bool = Field(False, description="Decode each batch's files on the fly in worker processes (one batch "
+                                            "ahead) instead of holding them all in memory; the same batches.")
+    workers: int = Field(2, ge=1, le=64,
+                         description="Decoding processes when stream is on (1: in the training process).")
+
+
+def plan_data(plan: DecodePlan, settings: FileImageSettings) -> TensorData:
+    """A file-backed source's data from its decode plan: decoded into memory now, or (``stream``)
+    :class:`FileRows` decoded batch by batch in worker processes."""
+    labels = None if plan.labels is None else torch.tensor(plan.labels, dtype=torch.int64)
+    classes = plan.num_classes if labels is not None else 0
+    if settings.stream:
+        return TensorData(x=FileRows(plan, settings.workers), y=labels,  # type: ignore[arg-type]
+                          num_classes=classes, resident_bytes=0)
+    x = TensorData.decoded(FileRows(plan, workers=1)[:])
+    return TensorData(x=x, y=labels, num_classes=classes)

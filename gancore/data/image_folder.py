@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 from pydantic import Field
 
-from gancore.data import DataSource, DecodePlan, ImageSettings, TensorData
+from gancore.data import DataSource, DecodePlan, TensorData
+from gancore.data.file_rows import FileImageSettings, plan_data
 from gancore.errors import ConfigError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
-class ImageFolderSettings(ImageSettings):
+class ImageFolderSettings(FileImageSettings):
     path: str = Field(..., description="Folder of images; class subfolders give labels.")
-    channels: Literal[1, 3] = Field(3, description="1 for grayscale, 3 for RGB.")
-    stream: bool = Field(False, description="Decode each batch's files on the fly in worker processes (one batch "
-                                            "ahead) instead of holding the whole folder in memory; the same batches.")
-    workers: int = Field(2, ge=1, le=64,
-                         description="Decoding processes when stream is on (1: in the training process).")
 
 
 def read_image(path: Path, size: int, channels: int, crop: int = 0,
@@ -75,12 +70,7 @@ def to_8bit(img: object, path: Path) -> object:
 
 def load_image(path: Path, size: int, channels: int) -> torch.Tensor:
     """Read one image: centre-crop to a square, resize (Lanczos), scale to [-1, 1], [C, H, W]."""
-    return decode_uint8(torch.from_numpy(read_image(path, size, channels)))
-
-
-def decode_uint8(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels to float32 in [-1, 1] (``x / 127.5 - 1``, the same numbers on every device)."""
-    return x.float().div_(127.5).sub_(1.0)
+    return TensorData.decoded(torch.from_numpy(read_image(path, size, channels)))
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -120,17 +110,4 @@ class ImageFolder(DataSource):
         return files, classes
 
     def load(self) -> TensorData:
-        if self.config.stream:
-            from gancore.data.file_rows import FileRows
-
-            plan = self.decode_plan()
-            labels = None if plan.labels is None else torch.tensor(plan.labels, dtype=torch.int64)
-            return TensorData(x=FileRows(plan, self.config.workers), y=labels,  # type: ignore[arg-type]
-                              num_classes=plan.num_classes if labels is not None else 0, resident_bytes=0)
-        files, classes = self._files()
-        size, channels = self.config.image_size, self.config.channels
-        x = torch.stack([load_image(f, size, channels) for _, f in files])
-        if not classes:
-            return TensorData(x=x)
-        y = torch.tensor([label for label, _ in files], dtype=torch.int64)
-        return TensorData(x=x, y=y, num_classes=len(classes))
+        return plan_data(self.decode_plan(), self.config)

@@ -13,14 +13,13 @@ import io
 import json
 import zipfile
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-import torch
 from pydantic import Field
 
-from gancore.data import DataSource, DecodePlan, ImageSettings, TensorData
-from gancore.data.image_folder import IMAGE_SUFFIXES, decode_uint8, read_image
+from gancore.data import DataSource, DecodePlan, TensorData
+from gancore.data.file_rows import FileImageSettings, plan_data
+from gancore.data.image_folder import IMAGE_SUFFIXES, read_image
 from gancore.errors import ConfigError
 
 _OPEN: dict[str, zipfile.ZipFile] = {}  # one open archive per process (reading its directory once)
@@ -37,14 +36,9 @@ def read_member(member: str, archive: str, size: int, channels: int) -> np.ndarr
     return read_image(io.BytesIO(data), size, channels, name=f"{archive}:{member}")  # type: ignore[arg-type]
 
 
-class StyleGANZipSettings(ImageSettings):
+class StyleGANZipSettings(FileImageSettings):
     path: str = Field(..., description="A dataset zip written by stylegan2-ada-pytorch's dataset_tool.py.")
-    channels: Literal[1, 3] = Field(3, description="1 for grayscale, 3 for RGB.")
     use_labels: bool = Field(True, description="Use dataset.json's labels when the zip has them.")
-    stream: bool = Field(False, description="Decode each batch's images on the fly in worker processes (one batch "
-                                            "ahead) instead of holding them all in memory; the same batches.")
-    workers: int = Field(2, ge=1, le=64,
-                         description="Decoding processes when stream is on (1: in the training process).")
 
 
 class StyleGANZip(DataSource):
@@ -87,14 +81,4 @@ class StyleGANZip(DataSource):
                           resize_filter="lanczos")
 
     def load(self) -> TensorData:
-        plan = self.decode_plan()
-        if self.config.stream:
-            from gancore.data.file_rows import FileRows
-
-            labels = None if plan.labels is None else torch.tensor(plan.labels, dtype=torch.int64)
-            return TensorData(x=FileRows(plan, self.config.workers), y=labels,  # type: ignore[arg-type]
-                              num_classes=plan.num_classes if labels is not None else 0, resident_bytes=0)
-        x = torch.stack([decode_uint8(torch.from_numpy(plan.decode(f))) for f in plan.files])
-        if plan.labels is None:
-            return TensorData(x=x)
-        return TensorData(x=x, y=torch.tensor(plan.labels, dtype=torch.int64), num_classes=plan.num_classes)
+        return plan_data(self.decode_plan(), self.config)

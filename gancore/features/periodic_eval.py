@@ -18,11 +18,11 @@ class PeriodicEval:
 
     @hookimpl
     def gancore_step_end(self, run: Run) -> None:
-        from gancore.evaluation import EvalContext, default_metrics, run_metrics, write_results
-
         cfg = run.config
         if not (cfg.eval.every and run.due(cfg.eval.every)):
             return
+        from gancore.evaluation import EvalContext, default_metrics, run_metrics, write_results
+
         if KEY not in run.extras:
             ctx = EvalContext(host=run.host, built=run.built, cfg=cfg, step=run.step, n=cfg.eval.n,
                               seed=cfg.train.seed)

@@ -15,6 +15,7 @@ from gancore.kernel.build import BuiltRun
 
 if TYPE_CHECKING:
     from gancore.config import RunConfig
+    from gancore.kernel.state import TrainState
     from gancore.plugins import Lifecycle, PluginHost
 
 
@@ -41,14 +42,19 @@ class Run:
     """Reference points of vector data (a mixture's mode centres), for scatter plots."""
     host: PluginHost
     hooks: Lifecycle
+    state: TrainState
+    """The training state (read it; the kernel owns it)."""
     echo: Callable[[str], None] = print
     resumed_from: int | None = None
     """The step of the checkpoint this run resumed from; None for a fresh run."""
-    step: int = 0
-    """Completed generator steps."""
     last_samples: Path | None = None
     last_checkpoint: Path | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def step(self) -> int:
+        """Completed generator steps."""
+        return self.state.step
 
     @property
     def is_last(self) -> bool:

@@ -63,13 +63,9 @@ class BatchSampler:
         self.device = device
         self.encoded = data.encoded
         resident = not self.encoded or data.resident_bytes is None or self._nbytes(data) <= data.resident_bytes
-        place = (lambda t: t.to(device) if device.type != "cpu" else t.clone()) if self.encoded else (
-            lambda t: t.to(device))
-        if not resident:
-            place = lambda t: t  # noqa: E731 (memory-mapped: gathered per batch)
-        self.x = place(data.x)
+        self.x = self._place(data.x, resident)
         self.y = data.y.to(device) if data.y is not None else None
-        self.x_b = place(data.x_b) if data.x_b is not None else None
+        self.x_b = self._place(data.x_b, resident) if data.x_b is not None else None
         self.y_b = data.y_b.to(device) if data.y_b is not None else None
         self.flip = data.flip
         self.paired = data.paired
@@ -81,6 +77,15 @@ class BatchSampler:
         self._background: ThreadPoolExecutor | None = None if resident else ThreadPoolExecutor(1)
         self._ahead: tuple[dict, Future] | None = None
         self._handed: tuple[Tensor, list[tuple[Tensor, int]]] | None = None
+
+    def _place(self, t: Tensor, resident: bool) -> Tensor:
+        """Float data and resident uint8 data on the training device (a memory map's pages copied into
+        memory on the CPU); other uint8 data stay where they are, gathered per batch."""
+        if not resident:
+            return t
+        if self.encoded and self.device.type == "cpu":
+            return t.clone()
+        return t.to(self.device)
 
     @staticmethod
     def _nbytes(data: TensorData) -> int:

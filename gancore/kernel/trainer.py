@@ -113,7 +113,8 @@ class Trainer:
         self._scheduled = any(cfg.optim.for_player(p).schedule != "constant" for p in self.updaters)
         self.run_info = Run(run_dir=self.run_dir, config=cfg, built=self.built, spec=self.spec, device=self.device,
                             total_steps=cfg.train.steps, preview_batch=fixed_batch(data, cfg.log.samples, self.device),
-                            landmarks=data.landmarks, host=host, hooks=host.lifecycle(self.echo), echo=self.echo)
+                            landmarks=data.landmarks, host=host, hooks=host.lifecycle(self.echo), state=self.state,
+                            echo=self.echo)
         if resume:
             self._resume()
         self._make_dir()
@@ -208,7 +209,6 @@ class Trainer:
     def run(self) -> TrainResult:
         cfg = self.cfg
         total = cfg.train.steps
-        self.run_info.step = self.step
         self._hook("gancore_run_start", run_dir=str(self.run_dir), config=cfg.to_dict())
         if self.built.init_reports:
             self._hook("gancore_initialized", reports=self.built.init_reports)
@@ -256,7 +256,6 @@ class Trainer:
             self._interval_start = time.perf_counter()
         for _ in range(steps):
             self._iteration()
-            self.run_info.step = self.step
             if bar is not None:
                 bar.update(1)
             last = self.run_info.is_last
@@ -316,5 +315,4 @@ class Trainer:
                            distributed=self.dist.enabled)
         self.run_info.last_checkpoint = path
         self.run_info.resumed_from = self.state.step
-        self.run_info.step = self.state.step
         self.echo(f"resumed from {path} at step {self.state.step}")

@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
 from gancore.data import DataSource, ImageSettings, TensorData
 from gancore.data.digits import Digits, digits_split
-from gancore.data.image_folder import decode_uint8, image_files, load_image, read_image
+from gancore.data.image_folder import image_files, load_image, read_image
 from gancore.errors import ConfigError
 
 
@@ -91,8 +92,8 @@ class Paired(DataSource):
             halves, pairs = halves[::-1], [(q, p) for p, q in pairs]
 
         def stack(paths: list[Path], box: tuple[float, float] | None) -> torch.Tensor:
-            return torch.stack([decode_uint8(torch.from_numpy(read_image(f, c.image_size, c.channels, box=box)))
-                                for f in paths])
+            return TensorData.decoded(torch.from_numpy(np.stack([read_image(f, c.image_size, c.channels, box=box)
+                                                                 for f in paths])))
 
         x = stack([p for p, _ in pairs], halves[0])
         x_b = stack([q for _, q in pairs], halves[1])
