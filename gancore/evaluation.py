@@ -101,8 +101,8 @@ class EvalContext:
                 except ValidationError:
                     pass
             data = self.cfg.data_cls(settings).load()
-            if data.encoded:  # a pack: the metrics compare images in [-1, 1]
-                data = dataclasses.replace(data, x=TensorData.decoded(data.x), x_b=TensorData.decoded(data.x_b))
+            if data.encoded or data.crop_size:  # the metrics compare images in [-1, 1] of the networks' side
+                data = dataclasses.replace(data, x=data.centred(data.x), x_b=data.centred(data.x_b), crop_size=None)
             self._cache[key] = (data, used)
         return self._cache[key]
 

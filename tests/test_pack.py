@@ -193,3 +193,68 @@ def test_a_folder_streamed_through_worker_processes_trains_like_it_does_in_memor
                     resume=True)
     c = weights(resumed)
     assert all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_random_crops_come_from_the_samplers_generator_and_resume_exactly(folder, tmp_path):
+    """crop=random stores load_size images and cuts image_size squares per batch: folder, its pack and a
+    streamed folder give the same batches, the pack remembers the crop, and resume is exact."""
+    crop = ["--set", "crop=random", "--set", "load_size=20"]
+    assert pack(folder, tmp_path / "c.pack", *crop).exit_code == 0
+    info = CliRunner().invoke(cli, ["data", "info", str(tmp_path / "c.pack")])
+    assert "[48, 3, 20, 20]" in info.output and "crop_size: 16" in info.output
+    host = load_plugins()
+    common = {**TINY, "train.steps": 4, "data.image_size": 16}
+    folder_run = {"data.name": "image-folder", "data.path": str(folder), "data.crop": "random", "data.load_size": 20}
+    runs = {"folder": folder_run, "streamed": {**folder_run, "data.stream": True},
+            "pack": {"data.name": "pack", "data.path": str(tmp_path / "c.pack"), "data.image_size": 16}}
+    trained = {name: weights(train(host, make_config(host, "dcgan", {**common, **over}), tmp_path / name))
+               for name, over in runs.items()}
+    for name in ("streamed", "pack"):
+        assert all(torch.equal(trained["folder"][k], trained[name][k]) for k in trained["folder"]), name
+    from gancore.data.pack_source import Pack, PackSettings
+
+    whole = Pack(PackSettings(path=str(tmp_path / "c.pack"), crop_size=0)).load()
+    assert whole.crop_size is None and whole.spec.shape == (3, 20, 20)
+    assert Pack(PackSettings(path=str(tmp_path / "c.pack"))).load().spec.shape == (3, 16, 16)
+    packed = {**common, **runs["pack"], "data.resident_mb": 0, "data.flip": True}
+    straight = weights(train(host, make_config(host, "dcgan", packed), tmp_path / "straight"))
+    train(host, make_config(host, "dcgan", {**packed, "train.steps": 2}), tmp_path / "half")
+    resumed = weights(train(host, make_config(host, "dcgan", packed), tmp_path / "half", resume=True))
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_the_sampler_cuts_each_image_at_its_own_offset_and_pairs_share_it():
+    from gancore.data import TensorData
+    from gancore.kernel.sampler import BatchSampler
+
+    x = torch.arange(6 * 1 * 10 * 10, dtype=torch.float32).reshape(6, 1, 10, 10)
+    data = TensorData(x=x, x_b=x + 0.5, paired=True, crop_size=4, flip=True)
+    assert data.spec.shape == (1, 4, 4)
+    sampler = BatchSampler(data, batch_size=6, device=torch.device("cpu"), seed=3)
+    batch = sampler.next()
+    assert batch.x.shape == (6, 1, 4, 4)
+    assert torch.equal(batch.x_b, batch.x + 0.5)  # the same rows, flips and squares for both of a pair
+    tops = {int(img.min()) // 10 % 10 for img in batch.x}
+    assert len(tops) > 1  # offsets drawn per image
+    for img in batch.x:  # each a contiguous 4x4 window of some image (possibly flipped)
+        lo = int(img.min())
+        window = x.reshape(-1)[lo - lo % 100:][: 100].reshape(10, 10)
+        r, c = (lo % 100) // 10, lo % 10
+        part = window[r:r + 4, c:c + 4]
+        assert torch.equal(img[0], part) or torch.equal(img[0], part.flip(-1))
+    centred = data.centred(x)
+    assert torch.equal(centred, x[..., 3:7, 3:7])
+
+
+def test_crop_modes_are_validated_and_none_refuses_non_square_images(folder, tmp_path):
+    bad = pack(folder, tmp_path / "n.pack", "--set", "crop=none")
+    assert bad.exit_code == 2 and "not square" in bad.output and "data.crop" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1
+    wrong = pack(folder, tmp_path / "w.pack", "--set", "load_size=24")
+    assert wrong.exit_code == 2 and "load_size applies only to crop = 'random'" in wrong.output
+    small = pack(folder, tmp_path / "s.pack", "--set", "crop=random", "--set", "load_size=12")
+    assert small.exit_code == 2 and "smaller than image_size" in small.output
+    default = pack(folder, tmp_path / "d.pack", "--set", "crop=random")
+    assert default.exit_code == 0, default.output
+    with safe_open(str(tmp_path / "d.pack"), "np") as fh:
+        assert fh.get_slice("images").get_shape() == [48, 3, 18, 18]  # 16 x 286/256

@@ -11,10 +11,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor
 
 from gancore.interfaces import Configurable, DataSpec, Settings
@@ -44,6 +44,10 @@ class TensorData:
     paired: bool = False
     """``x_b[i]`` is the partner of ``x[i]`` (pix2pix's aligned pairs): batches then take the same rows,
     and the same flips, of both; otherwise the two domains are drawn independently."""
+    crop_size: int | None = None
+    """Images are stored larger (``load_size``) and each batch takes a random ``crop_size`` square of
+    each, drawn from the sampler's generator (the same square for both images of a pair); evaluation
+    and progress grids see the centre square. None: used whole."""
     resident_bytes: int | None = None
     """For uint8 images (a pack): data up to this many bytes are copied onto the training device;
     larger data stay memory-mapped and batches are gathered from the file in the background.
@@ -63,13 +67,25 @@ class TensorData:
             t = t[:]
         return t.float().div_(127.5).sub_(1.0)
 
+    def centred(self, t: Tensor | None) -> Tensor | None:
+        """``t`` (rows of ``x`` or ``x_b``) decoded and, under ``crop_size``, cut to the centre square:
+        the images evaluation and progress grids compare, the side the networks see."""
+        t = self.decoded(t)
+        if t is None or not self.crop_size or t.dim() != 4:
+            return t
+        top, left = (t.shape[-2] - self.crop_size) // 2, (t.shape[-1] - self.crop_size) // 2
+        return t[..., top:top + self.crop_size, left:left + self.crop_size].contiguous()
+
     @property
     def kind(self) -> str:
         return "image" if self.x.dim() == 4 else "vector"
 
     @property
     def spec(self) -> DataSpec:
-        return DataSpec(kind=self.kind, shape=tuple(self.x.shape[1:]), num_classes=self.num_classes,
+        shape = tuple(self.x.shape[1:])
+        if self.crop_size and self.kind == "image":
+            shape = (shape[0], self.crop_size, self.crop_size)
+        return DataSpec(kind=self.kind, shape=shape, num_classes=self.num_classes,
                         domains=1 if self.x_b is None else 2, paired=self.paired)
 
     def __len__(self) -> int:
@@ -89,6 +105,8 @@ class DecodePlan:
     num_classes: int = 0
     crop: str = "none"
     resize_filter: str = "none"
+    crop_size: int | None = None
+    """Images decoded at ``shape`` are cut to random squares of this side per batch (``crop=random``)."""
 
 
 class DataSource(Configurable, ABC):
@@ -108,3 +126,42 @@ class ImageSettings(Settings):
     """Settings shared by the image sources."""
 
     image_size: int = Field(32, ge=8, le=1024, description="Side of the square images, pixels.")
+
+
+class CropSettings(Settings):
+    """How a file-backed source makes square images of ``image_size`` from files of any shape."""
+
+    crop: Literal["centre", "random", "none"] = Field(
+        "centre", description="centre: the largest centred square, resized to image_size; random: that square "
+        "resized to load_size, and a random image_size square of it per batch (drawn from the sampler's "
+        "generator, so it resumes exactly; CycleGAN/pix2pix's resize_and_crop); none: images must be square "
+        "already, and are resized to image_size.")
+    load_size: int | None = Field(
+        None, ge=8, le=2048, description="Side the images are stored at before crop=random cuts image_size squares "
+        "from them; null: image_size x 286/256 (the 286 -> 256 of CycleGAN and pix2pix).")
+
+    @model_validator(mode="after")
+    def _load_size(self) -> CropSettings:
+        size = getattr(self, "image_size", None)
+        if self.load_size is not None:
+            if self.crop != "random":
+                raise ValueError(f"load_size applies only to crop = 'random' (crop is {self.crop!r})")
+            if size is not None and self.load_size < size:
+                raise ValueError(f"load_size {self.load_size} is smaller than image_size {size}")
+        return self
+
+    def stored_size(self, image_size: int) -> int:
+        """The side images are decoded (and packed) at."""
+        if self.crop != "random":
+            return image_size
+        return self.load_size or int(round(image_size * 286 / 256))
+
+    def crop_size(self, image_size: int) -> int | None:
+        """The side of the random squares cut per batch, or None."""
+        return image_size if self.crop == "random" and self.stored_size(image_size) > image_size else None
+
+    def crop_label(self, image_size: int) -> str:
+        """How the images were cut, for a pack's metadata."""
+        if self.crop == "random":
+            return f"centre square resized to {self.stored_size(image_size)}, random {image_size} squares per batch"
+        return "centre square" if self.crop == "centre" else "none (square images only)"

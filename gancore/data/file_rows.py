@@ -99,6 +99,6 @@ def plan_data(plan: DecodePlan, settings: FileImageSettings) -> TensorData:
     classes = plan.num_classes if labels is not None else 0
     if settings.stream:
         return TensorData(x=FileRows(plan, settings.workers), y=labels,  # type: ignore[arg-type]
-                          num_classes=classes, resident_bytes=0)
+                          num_classes=classes, resident_bytes=0, crop_size=plan.crop_size)
     x = TensorData.decoded(FileRows(plan, workers=1)[:])
-    return TensorData(x=x, y=labels, num_classes=classes)
+    return TensorData(x=x, y=labels, num_classes=classes, crop_size=plan.crop_size)

@@ -9,23 +9,25 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from gancore.data import DataSource, DecodePlan, TensorData
+from gancore.data import CropSettings, DataSource, DecodePlan, TensorData
 from gancore.data.file_rows import FileImageSettings, plan_data
 from gancore.errors import ConfigError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
-class ImageFolderSettings(FileImageSettings):
+class ImageFolderSettings(FileImageSettings, CropSettings):
     path: str = Field(..., description="Folder of images; class subfolders give labels.")
 
 
 def read_image(path: Path, size: int, channels: int, crop: int = 0,
-               box: tuple[float, float] | None = None, name: str | None = None) -> np.ndarray:
+               box: tuple[float, float] | None = None, name: str | None = None,
+               square_only: bool = False) -> np.ndarray:
     """Read one image as uint8 ``[C, H, W]``: a centre crop (``crop`` pixels square; 0: the largest
     square), resized (Lanczos) to ``size``. ``box`` = (left, right) as fractions of the width reads
-    part of the image first (pix2pix's A|B halves). Errors name the file (``name`` when ``path`` is
-    an open file object, such as a member of an archive)."""
+    part of the image first (pix2pix's A|B halves); ``square_only`` refuses images that are not square
+    (``crop = 'none'``). Errors name the file (``name`` when ``path`` is an open file object, such as a
+    member of an archive)."""
     from PIL import Image, UnidentifiedImageError
 
     where = name or path
@@ -40,6 +42,9 @@ def read_image(path: Path, size: int, channels: int, crop: int = 0,
                 img = img.crop((int(box[0] * w), 0, int(box[1] * w), h))
             img = to_8bit(img, where).convert("L" if channels == 1 else "RGB")
             w, h = img.size
+            if square_only and w != h:
+                raise ConfigError(f"data.path: {where} is {w}x{h}, not square (data.crop = 'none' takes square "
+                                  "images only; 'centre' cuts the largest centred square)")
             side = min(w, h) if crop <= 0 else crop
             if side > min(w, h):
                 raise ConfigError(f"data.crop: {crop} is larger than {where} ({w}x{h})")
@@ -87,11 +92,13 @@ class ImageFolder(DataSource):
         """The files to decode and how, for ``gancore data pack`` (decoded in worker processes)."""
         files, classes = self._files()
         labels = [label for label, _ in files] if classes else None
+        c = self.config
+        side = c.stored_size(c.image_size)
         return DecodePlan(files=[f for _, f in files], labels=labels, num_classes=len(classes),
-                          decode=functools.partial(read_image, size=self.config.image_size,
-                                                   channels=self.config.channels),
-                          shape=(self.config.channels, self.config.image_size, self.config.image_size),
-                          crop="centre square", resize_filter="lanczos")
+                          decode=functools.partial(read_image, size=side, channels=c.channels,
+                                                   square_only=c.crop == "none"),
+                          shape=(c.channels, side, side), crop=c.crop_label(c.image_size), resize_filter="lanczos",
+                          crop_size=c.crop_size(c.image_size))
 
     def _files(self) -> tuple[list[tuple[int, Path]], list[Path]]:
         root = Path(self.config.path).expanduser()

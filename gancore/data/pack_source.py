@@ -18,9 +18,12 @@ class PackSettings(Settings):
         "device (on the CPU: into memory); larger ones stay memory-mapped and each batch is gathered from the "
         "file in a background thread while the step runs.")
     flip: bool | None = Field(None, description="Random horizontal flips; null: as the packed source had them.")
+    crop_size: int | None = Field(
+        None, ge=0, description="Random squares of this side cut from each stored image per batch (drawn from the "
+        "sampler's generator); null: as packed (a source packed with crop = 'random' sets it); 0: whole images.")
     image_size: int | None = Field(
-        None, ge=1, description="The images' side as packed (read from the pack); a different value is an error "
-        "(a pack holds one size: pack the source again at another).")
+        None, ge=1, description="The side the networks see, as packed (read from the pack: the stored side, or "
+        "crop_size); a different value is an error (a pack holds one size: pack the source again at another).")
 
 
 class Pack(DataSource):
@@ -32,10 +35,20 @@ class Pack(DataSource):
     def load(self) -> TensorData:
         pack = open_pack(self.config.path)
         arrays = pack.arrays
-        side = int(arrays["images"].shape[-1])
+        stored = int(arrays["images"].shape[-1])
+        crop = self.config.crop_size
+        if crop is None:
+            packed = pack.metadata.get("crop_size", "0") or "0"
+            if not packed.isdigit():
+                raise ConfigError(f"{pack.path}: pack metadata crop_size {packed!r} is not a whole number")
+            crop = int(packed)
+        if crop > stored:
+            raise ConfigError(f"data.crop_size: {crop} is larger than the {stored}x{stored} images of {pack.path}")
+        side = crop or stored
         if self.config.image_size is not None and self.config.image_size != side:
-            raise ConfigError(f"data.image_size: {self.config.image_size}, but {pack.path} holds {side}x{side} "
-                              "images (pack the source again at that size, or leave data.image_size unset)")
+            held = f"{stored}x{stored} images" + (f" cut to {crop}x{crop}" if crop else "")
+            raise ConfigError(f"data.image_size: {self.config.image_size}, but {pack.path} holds {held} "
+                              "(pack the source again at that size, or leave data.image_size unset)")
 
         def tensor(name: str) -> torch.Tensor | None:
             return torch.from_numpy(arrays[name]) if name in arrays else None
@@ -43,5 +56,5 @@ class Pack(DataSource):
         flip = self.config.flip if self.config.flip is not None else pack.metadata.get("flip") == "True"
         return TensorData(x=tensor("images"), y=tensor("labels"), num_classes=pack.num_classes,
                           x_b=tensor("images_b"), y_b=tensor("labels_b"), flip=flip,
-                          paired=pack.metadata.get("paired") == "True",
+                          paired=pack.metadata.get("paired") == "True", crop_size=crop if 0 < crop < stored else None,
                           resident_bytes=int(self.config.resident_mb * 2**20))

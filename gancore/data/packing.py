@@ -104,7 +104,8 @@ def _pack_files(source: DataSource, plan: DecodePlan, out: Path, *, workers: int
             arrays["labels"] = (np.int64, (count,))
         writer = PackWriter(out, arrays, _metadata(source, kind="image", num_classes=plan.num_classes, count=count,
                                                    image_size=shape[-1], channels=shape[0], crop=plan.crop,
-                                                   resize_filter=plan.resize_filter, skipped=len(skipped)))
+                                                   resize_filter=plan.resize_filter, skipped=len(skipped),
+                                                   crop_size=plan.crop_size or 0))
         try:
             index = np.flatnonzero(good)
             for start in range(0, count, CHUNK):
@@ -138,7 +139,7 @@ def _pack_loaded(source: DataSource, out: Path) -> PackResult:
     writer = PackWriter(out, arrays, _metadata(source, kind="image", num_classes=data.num_classes, count=len(data),
                                                image_size=shape[-1], channels=shape[0], crop="the source's",
                                                resize_filter="the source's (then quantised to uint8)",
-                                               flip=data.flip, paired=data.paired))
+                                               flip=data.flip, paired=data.paired, crop_size=data.crop_size or 0))
     try:
         writer.write("images", _quantised(data.x))
         if data.y is not None:

@@ -68,6 +68,10 @@ class BatchSampler:
         self.x_b = self._place(data.x_b, resident) if data.x_b is not None else None
         self.y_b = data.y_b.to(device) if data.y_b is not None else None
         self.flip = data.flip
+        self.crop = data.crop_size
+        self.stored = int(data.x.shape[-1]) if data.kind == "image" else 0
+        if self.crop and not 0 < self.crop <= self.stored:
+            raise ConfigError(f"data: crop size {self.crop} does not fit the {self.stored}-pixel stored images")
         self.paired = data.paired
         if self.paired and (data.x_b is None or len(data.x_b) != len(data)):
             raise ConfigError("data: paired data need as many images in x_b as in x")
@@ -97,8 +101,13 @@ class BatchSampler:
     def _flip_mask(self) -> Tensor:
         return self._shard(torch.rand(self.local * self.world_size, generator=self.rng) < 0.5)
 
+    def _offsets(self) -> Tensor:
+        """Each sample's random crop: [local, 2] (top, left) in [0, stored - crop]."""
+        span = self.stored - self.crop + 1
+        return self._shard(torch.randint(0, span, (self.local * self.world_size, 2), generator=self.rng))
+
     def _draw(self) -> dict:
-        """Everything random about the next batch, in a fixed order: indices, then flips."""
+        """Everything random about the next batch, in a fixed order: indices, flips, then crops."""
         plan = {"idx": self._shard(self.streams[0].next())}
         if self.x_b is not None:
             plan["idx_b"] = plan["idx"] if self.paired else self._shard(self.streams[1].next())
@@ -106,6 +115,10 @@ class BatchSampler:
             plan["flip"] = self._flip_mask()
             if self.x_b is not None:
                 plan["flip_b"] = plan["flip"] if self.paired else self._flip_mask()
+        if self.crop:
+            plan["crop"] = self._offsets()
+            if self.x_b is not None:
+                plan["crop_b"] = plan["crop"] if self.paired else self._offsets()
         return plan
 
     @staticmethod
@@ -126,7 +139,19 @@ class BatchSampler:
                 out["y_b"] = self.y_b[plan["idx_b"].to(self.y_b.device)]
         return out
 
-    def _on_device(self, x: Tensor, flip: Tensor | None) -> Tensor:
+    def _cut(self, x: Tensor, offsets: Tensor) -> Tensor:
+        """Each image's ``crop`` square at its (top, left), gathered in one indexing op."""
+        offsets = offsets.to(x.device)
+        span = torch.arange(self.crop, device=x.device)
+        rows = (offsets[:, 0:1] + span)[:, None, :, None]
+        cols = (offsets[:, 1:2] + span)[:, None, None, :]
+        n = torch.arange(x.shape[0], device=x.device)[:, None, None, None]
+        c = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+        return x[n, c, rows, cols]
+
+    def _on_device(self, x: Tensor, flip: Tensor | None, crop: Tensor | None = None) -> Tensor:
+        if crop is not None:  # cut before decoding: fewer bytes to move and convert
+            x = self._cut(x, crop)
         if self.encoded:
             x = TensorData.decoded(x.to(self.device, non_blocking=True))
         if flip is not None:
@@ -151,9 +176,9 @@ class BatchSampler:
             upcoming = self._draw()
             rows = pending.result()
             self._ahead = (upcoming, self._background.submit(self._gather, upcoming))
-        batch = Batch(x=self._on_device(rows["x"], plan.get("flip")), y=rows.get("y"))
+        batch = Batch(x=self._on_device(rows["x"], plan.get("flip"), plan.get("crop")), y=rows.get("y"))
         if self.x_b is not None:
-            batch.x_b = self._on_device(rows["x_b"], plan.get("flip_b"))
+            batch.x_b = self._on_device(rows["x_b"], plan.get("flip_b"), plan.get("crop_b"))
             batch.y_b = rows.get("y_b")
         return batch
 

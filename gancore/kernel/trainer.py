@@ -41,7 +41,10 @@ def fixed_batch(data: TensorData, n: int, device: torch.device) -> Batch:
     def head(t: torch.Tensor | None) -> torch.Tensor | None:
         return None if t is None else TensorData.decoded(t[:n]).to(device)
 
-    return Batch(x=head(data.x), y=head(data.y), x_b=head(data.x_b), y_b=head(data.y_b))
+    def images(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else data.centred(t[:n]).to(device)
+
+    return Batch(x=images(data.x), y=head(data.y), x_b=images(data.x_b), y_b=head(data.y_b))
 
 
 @dataclass

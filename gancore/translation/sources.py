@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from gancore.data import DataSource, ImageSettings, TensorData
+from gancore.data import CropSettings, DataSource, ImageSettings, TensorData
 from gancore.data.digits import Digits, digits_split
-from gancore.data.image_folder import image_files, load_image, read_image
+from gancore.data.image_folder import image_files, read_image
 from gancore.errors import ConfigError
 
 
-class UnpairedSettings(ImageSettings):
+class UnpairedSettings(ImageSettings, CropSettings):
     path: str = Field(..., description="Folder holding trainA/ and trainB/ (and optionally testA/, testB/).")
     split: Literal["train", "test"] = Field("train", description="Which folders: trainA/B or testA/B.")
     channels: Literal[1, 3] = Field(3, description="1 for grayscale, 3 for RGB (every image is converted).")
@@ -38,16 +38,26 @@ class Unpaired(DataSource):
         files = image_files(folder)
         if not files:
             raise ConfigError(f"data.path: no images found in {folder}")
-        return torch.stack([load_image(f, self.config.image_size, self.config.channels) for f in files])
+        return read_images(files, self.config)
 
     def load(self) -> TensorData:
         root = Path(self.config.path).expanduser()
         if not root.is_dir():
             raise ConfigError(f"data.path: {root} is not a folder")
-        return TensorData(x=self._domain(root, "A"), x_b=self._domain(root, "B"), flip=self.config.flip)
+        c = self.config
+        return TensorData(x=self._domain(root, "A"), x_b=self._domain(root, "B"), flip=c.flip,
+                          crop_size=c.crop_size(c.image_size))
 
 
-class PairedSettings(ImageSettings):
+def read_images(files: list[Path], c: UnpairedSettings | PairedSettings,
+                box: tuple[float, float] | None = None) -> torch.Tensor:
+    """``files`` decoded at the stored side of ``c``'s crop mode, in [-1, 1]."""
+    side = c.stored_size(c.image_size)
+    return TensorData.decoded(torch.from_numpy(np.stack([
+        read_image(f, side, c.channels, box=box, square_only=c.crop == "none") for f in files])))
+
+
+class PairedSettings(ImageSettings, CropSettings):
     path: str = Field(..., description="DIR/train/*.jpg of A|B side-by-side images (pix2pix's downloads), or "
                                        "DIR/A/train/NAME beside DIR/B/train/NAME.")
     split: Literal["train", "val", "test"] = Field("train", description="Which folder: train, val or test.")
@@ -91,13 +101,9 @@ class Paired(DataSource):
         if c.direction == "b2a":
             halves, pairs = halves[::-1], [(q, p) for p, q in pairs]
 
-        def stack(paths: list[Path], box: tuple[float, float] | None) -> torch.Tensor:
-            return TensorData.decoded(torch.from_numpy(np.stack([read_image(f, c.image_size, c.channels, box=box)
-                                                                 for f in paths])))
-
-        x = stack([p for p, _ in pairs], halves[0])
-        x_b = stack([q for _, q in pairs], halves[1])
-        return TensorData(x=x, x_b=x_b, flip=c.flip, paired=True)
+        x = read_images([p for p, _ in pairs], c, halves[0])
+        x_b = read_images([q for _, q in pairs], c, halves[1])
+        return TensorData(x=x, x_b=x_b, flip=c.flip, paired=True, crop_size=c.crop_size(c.image_size))
 
 
 def restyle(x: torch.Tensor, style: str) -> torch.Tensor:
