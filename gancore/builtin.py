@@ -14,7 +14,7 @@ from gancore.losses import BUILTIN_LOSSES
 from gancore.metrics.modes import Modes
 from gancore.metrics.quality import BUILTIN_METRICS
 from gancore.regularizers import BUILTIN_REGULARIZERS
-from gancore.translation import TRANSLATION_METRICS, DigitsPair, Paired, Unpaired
+from gancore.translation import TRANSLATION_METRICS, DigitsPair, DigitsRestore, Paired, Unpaired
 
 
 @hookimpl
@@ -24,7 +24,7 @@ def gancore_register_losses() -> list[type]:
 
 @hookimpl
 def gancore_register_datasets() -> list[type]:
-    return [Digits, ImageFolder, GaussianRing, GaussianGrid, Unpaired, DigitsPair, Paired, Pack,
+    return [Digits, ImageFolder, GaussianRing, GaussianGrid, Unpaired, DigitsPair, DigitsRestore, Paired, Pack,
             MNIST, FashionMNIST, CIFAR10, CelebA, StyleGANZip]
 
 

@@ -65,7 +65,7 @@ def test_loss_options_are_validated_by_the_loss(host):
         (["--set", "train.device=tpu"], "train.device: expected auto, cpu, cuda or cuda:N"),
         (
             ["--set", "data.name=nosuchdata"],
-            "data.name: unknown dataset 'nosuchdata'; installed: celeba, cifar10, digits, digits-pair, "
+            "data.name: unknown dataset 'nosuchdata'; installed: celeba, cifar10, digits, digits-pair, digits-restore, "
             "fashion-mnist, gaussian-grid, gaussian-ring, image-folder, mnist, pack, paired, stylegan-zip, unpaired",
         ),
         (["--set", "loss.name=hinj"], "did you mean 'hinge'?"),

@@ -28,14 +28,17 @@ def test_every_builtin_variant_ships_a_gpu_preset():
 def test_every_preset_resolves_and_its_networks_run_at_its_size(variant, preset):
     p = HOST.variants.get(variant).presets[preset]
     assert p.doc and p.settings
-    cfg = resolve(HOST, build_raw(variant, preset=preset_sets(HOST, variant, preset)))
+    raw = build_raw(variant, preset=preset_sets(HOST, variant, preset))
+    needs_path = "path" in raw.get("data", {}) or p.settings.get("data.name") in ("paired", "unpaired", "pack")
+    cfg = resolve(HOST, raw, ["data.path=~/data"] if needs_path else [])
     resolved = cfg.to_dict()
     for key, value in p.settings.items():
         section, field = key.split(".", 1)
         assert resolved[section][field] == value, key
     size = cfg.data.image_size
-    two = cfg.data_cls.name in ("digits-pair", "unpaired")
-    spec = DataSpec(kind="image", shape=(1, size, size), num_classes=10, domains=2 if two else 1)
+    paired = cfg.data_cls.name in ("digits-restore", "paired")
+    two = paired or cfg.data_cls.name in ("digits-pair", "unpaired")
+    spec = DataSpec(kind="image", shape=(1, size, size), num_classes=10, domains=2 if two else 1, paired=paired)
     model = build_run(cfg, spec, torch.device("cpu"))
     g, d = model.nets.generator, model.nets.critic
     x = torch.zeros(1, 1, size, size)
@@ -49,7 +52,7 @@ def test_every_preset_resolves_and_its_networks_run_at_its_size(variant, preset)
                                         labels=labels)
             critic = d
         assert fake.shape == (1, 1, size, size)
-        out = critic(fake, labels)
+        out = critic(torch.cat([x, fake], 1) if paired else fake, labels)  # pix2pix's critic sees the pair
         scores = out[0] if isinstance(out, tuple) else out  # the cGAN's critics return (scores, class logits)
         assert torch.isfinite(scores).all()
 

@@ -15,12 +15,20 @@ TRANSLATE_CHUNK = 64
 
 
 @contextmanager
-def evaluating(module: nn.Module) -> Iterator[nn.Module]:
-    """``module`` in eval mode and without gradients for the block; its mode is restored after."""
+def evaluating(module: nn.Module, seed: int = 0) -> Iterator[nn.Module]:
+    """``module`` in eval mode and without gradients for the block; its mode is restored after.
+
+    The global RNG (which test-time noise such as pix2pix's kept dropout draws from) is forked and
+    seeded with ``seed`` for the block: outputs repeat call after call, and drawing a progress grid
+    or an evaluation never moves the training run's checkpointed stream."""
     was_training = module.training
+    devices = sorted({p.device.index or 0 for p in module.parameters() if p.device.type == "cuda"})
     module.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
+            torch.random.default_generator.manual_seed(seed)
+            for index in devices:
+                torch.cuda.default_generators[index].manual_seed(seed)
             yield module
     finally:
         module.train(was_training)

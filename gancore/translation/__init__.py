@@ -22,10 +22,11 @@ from gancore.translation.orient import (
     orient_generators,
     orientation_setting,
 )
-from gancore.translation.sources import DigitsPair, Paired, Unpaired, restyle
+from gancore.translation.sources import DigitsPair, DigitsRestore, Paired, Unpaired, gaussian_blur, restyle
 
 __all__ = [
     "TRANSLATION_METRICS",
+    "DigitsRestore",
     "DigitsPair",
     "OrientMode",
     "Orientation",
@@ -35,6 +36,7 @@ __all__ = [
     "Reconstruction",
     "Unpaired",
     "find_orientation",
+    "gaussian_blur",
     "orient_generators",
     "orientation_setting",
     "restyle",
