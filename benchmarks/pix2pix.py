@@ -66,6 +66,7 @@ def main() -> None:
 
     from gancore.inference import load_model, translate_images
     from gancore.metrics.extractors import DigitClassifier
+    from gancore.nets.unet import KeptDropout
     from gancore.plugins import load_plugins
     from gancore.translation.sources import DigitsRestore
 
@@ -86,6 +87,14 @@ def main() -> None:
                        **score(translated, test, classifier)}
                 results["runs"].append(row)
                 print(json.dumps(row))
+                kept = [m for m in model.nets.generator.modules() if isinstance(m, KeptDropout)]
+                if kept:  # the same weights with the test-time noise switched off
+                    for m in kept:
+                        m.p = 0.0
+                    row = {**row, "model": f"{name}, no dropout at test time",
+                           **score(translate_images(model, test.x, "a2b"), test, classifier)}
+                    results["runs"].append(row)
+                    print(json.dumps(row))
     results["setup"] = {"steps": args.steps, "data": data, "test_images": len(test.x), "classifier": classifier.name,
                         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
                         "torch": torch.__version__, "command": "python benchmarks/pix2pix.py " +

@@ -47,6 +47,8 @@ ENTRIES = [
      {"preservation": (">=", 0.90)}),
     ("cyclegan thicken", "cyclegan", ["data.b_style=thicken"], ["preservation", "reconstruction", "fid"],
      {"preservation": (">=", 0.80)}),
+    ("pix2pix", "pix2pix", [], ["preservation", "fid"], {"preservation": (">=", 0.97)}),
+    ("pix2pix l1-only", "pix2pix", ["variant.adversarial=false"], ["preservation", "fid"], {}),
     ("siamese", "siamese", [], ["fid", "kid", "inception-score"], {}),
     ("siamese invert", "siamese", ["variant.mode=translate", "data.b_style=invert"], ["preservation", "fid"],
      {"preservation": (">=", 0.85)}),
