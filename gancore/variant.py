@@ -163,8 +163,11 @@ class Variant(ABC):
         ``gancore sample``, evaluation and the default :meth:`preview` call it, in eval mode and
         without gradients, in chunks. Conditional variants take ``labels`` (``[n]`` class indices;
         every class equally often when None); unconditional ones ignore them. Override it when the
-        generator's input is more than ``sample_latent`` noise (codes, labels of your own).
+        generator's input is more than ``sample_latent`` noise (codes, labels of your own). A
+        generator that takes no noise (a translator's) makes it a one-line error pointing to
+        ``gancore translate``.
         """
+        from gancore.errors import ConfigError
         from gancore.labels import balanced_labels, check_labels
 
         if not self.conditional:
@@ -173,7 +176,14 @@ class Variant(ABC):
             labels = balanced_labels(n, self.data.num_classes, device)
         else:
             labels = check_labels(labels, self.data.num_classes).to(device)
-        z = generator.sample_latent(n, generator=rng, device=device)
+        sample_latent = getattr(generator, "sample_latent", None)
+        try:
+            if sample_latent is None:
+                raise NotImplementedError
+            z = sample_latent(n, generator=rng, device=device)
+        except NotImplementedError:
+            raise ConfigError(f"variant {self.name!r} translates images (its generator takes no noise): use "
+                              "`gancore translate`, not `gancore sample`") from None
         return generator(z, labels)
 
     def preview(

@@ -28,9 +28,7 @@ def test_every_builtin_variant_ships_a_gpu_preset():
 def test_every_preset_resolves_and_its_networks_run_at_its_size(variant, preset):
     p = HOST.variants.get(variant).presets[preset]
     assert p.doc and p.settings
-    raw = build_raw(variant, preset=preset_sets(HOST, variant, preset))
-    needs_path = "path" in raw.get("data", {}) or p.settings.get("data.name") in ("paired", "unpaired", "pack")
-    cfg = resolve(HOST, raw, ["data.path=~/data"] if needs_path else [])
+    cfg = resolve(HOST, build_raw(variant, preset=preset_sets(HOST, variant, preset)))
     resolved = cfg.to_dict()
     for key, value in p.settings.items():
         section, field = key.split(".", 1)

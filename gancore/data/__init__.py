@@ -1,8 +1,9 @@
 """Data sources: the interface and the built-in sources (registered by ``gancore.builtin``).
 
-A source loads its whole dataset into memory as tensors (``TensorData``); the kernel keeps it
-on the training device and draws batches from it without a DataLoader, so data loading costs
-nothing per step and the batch order is part of the checkpointed state.
+A source gives its dataset as ``TensorData``: float tensors in memory, uint8 pixels (a pack's
+memory map, kept on the device when small), or rows decoded from their files batch by batch
+(``stream``). The kernel's sampler draws every batch's indices, flips and crops from its own
+checkpointed generator, so the batch order is part of the resumable state whichever it is.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from gancore.interfaces import Configurable, DataSpec, Settings
 
 @dataclass
 class TensorData:
-    """A whole dataset in memory.
+    """A whole dataset: in memory, memory-mapped uint8, or decoded from files on demand.
 
     ``x`` is ``[N, C, H, W]`` in [-1, 1] for images or ``[N, D]`` for vectors; ``y`` holds
     int64 labels in ``[0, num_classes)`` or is None.

@@ -192,10 +192,6 @@ class CycleGAN(Variant):
             raise ConfigError(f"--direction: expected a2b or b2a, got {direction!r}")
         return generator[direction](x)
 
-    def sample(self, generator: nn.Module, n: int, *, rng: torch.Generator, device: torch.device,
-               labels: Tensor | None = None) -> Tensor:
-        raise ConfigError("cyclegan translates images: use `gancore translate`, not `gancore sample`")
-
     def preview(self, generator: nn.Module, batch: Batch, n: int, *, rng: torch.Generator,
                 device: torch.device) -> tuple[Tensor, int | None]:
         """Rows: A, G(A), F(G(A)), then B, F(B), G(F(B))."""

@@ -146,10 +146,6 @@ class Pix2Pix(Variant):
             raise ConfigError(f"--direction: expected a2b, got {direction!r}")
         return generator(x)
 
-    def sample(self, generator: nn.Module, n: int, *, rng: torch.Generator, device: torch.device,
-               labels: Tensor | None = None) -> Tensor:
-        raise ConfigError("pix2pix translates images: use `gancore translate`, not `gancore sample`")
-
     def preview(self, generator: nn.Module, batch: Batch, n: int, *, rng: torch.Generator,
                 device: torch.device) -> tuple[Tensor, int | None]:
         """Rows: the inputs A, their translations G(A), the targets B."""
