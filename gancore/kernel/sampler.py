@@ -111,14 +111,11 @@ class BatchSampler:
         plan = {"idx": self._shard(self.streams[0].next())}
         if self.x_b is not None:
             plan["idx_b"] = plan["idx"] if self.paired else self._shard(self.streams[1].next())
-        if self.flip:
-            plan["flip"] = self._flip_mask()
-            if self.x_b is not None:
-                plan["flip_b"] = plan["flip"] if self.paired else self._flip_mask()
-        if self.crop:
-            plan["crop"] = self._offsets()
-            if self.x_b is not None:
-                plan["crop_b"] = plan["crop"] if self.paired else self._offsets()
+        for key, wanted, draw in (("flip", self.flip, self._flip_mask), ("crop", self.crop, self._offsets)):
+            if wanted:  # a pair shares its flip and its crop; unpaired domains draw their own
+                plan[key] = draw()
+                if self.x_b is not None:
+                    plan[f"{key}_b"] = plan[key] if self.paired else draw()
         return plan
 
     @staticmethod
