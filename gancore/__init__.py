@@ -10,6 +10,7 @@ import pluggy
 hookimpl = pluggy.HookimplMarker("gancore")
 """Marker for hook implementations: decorate ``gancore_*`` functions with it."""
 
+from gancore.codes import Code  # noqa: E402
 from gancore.data import DataSource, DecodePlan, ImageSettings, TensorData  # noqa: E402
 from gancore.errors import (  # noqa: E402
     CheckpointError,
@@ -42,6 +43,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Batch",
     "CheckpointError",
+    "Code",
     "ConfigError",
     "Critic",
     "DataSource",

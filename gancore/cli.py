@@ -220,10 +220,13 @@ def config(variant: str, sets: tuple[str, ...], preset: str | None, as_json: boo
               help="Conditional runs: generate only class K (default: every class equally often).")
 @click.option("--grid-by-class", is_flag=True,
               help="Conditional runs: N // classes samples of each class, one class per grid row.")
+@click.option("--code", type=int, default=None,
+              help="Runs with codes (infogan): fix the categorical code to K; the other codes and the "
+                   "noise are drawn as in training.")
 def sample(source: str, n: int, out: str, seed: int, ema: bool, device: str, label: int | None,
-           grid_by_class: bool) -> None:
+           grid_by_class: bool, code: int | None) -> None:
     """Generate N samples from a run directory's latest checkpoint or a checkpoint file."""
-    from gancore.inference import draw, load_model, sample_labels, write_samples
+    from gancore.inference import draw, load_model, sample_codes, sample_labels, write_samples
 
     suffix = Path(out).suffix.lower()
     if suffix not in (".png", ".npy", ".safetensors"):
@@ -233,7 +236,7 @@ def sample(source: str, n: int, out: str, seed: int, ema: bool, device: str, lab
     model, _ = load_model(host(), source, device)
     labels = sample_labels(model, n, label, grid_by_class)
     count = n if labels is None else len(labels)
-    x, used = draw(model, count, seed=seed, ema=ema, labels=labels)
+    x, used = draw(model, count, seed=seed, ema=ema, labels=labels, codes=sample_codes(model, count, code))
     nrow = count // model.variant.data.num_classes if grid_by_class else None
     write_samples(x, out, labels=labels, nrow=nrow)
     click.echo(f"wrote {count} samples {list(x.shape)} ({used} generator) to {out}")

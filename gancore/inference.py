@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gancore.codes import codes_from_json, codes_of, first_categorical
 from gancore.config import resolve
 from gancore.errors import CheckpointError, ConfigError
 from gancore.kernel.build import BuiltRun, build_run
@@ -29,6 +30,7 @@ def load_model(host: PluginHost, source: str | Path, device: str = "cpu") -> tup
         raise CheckpointError(f"{ckpt.path}: its config does not resolve here: {exc}") from None
     built = build_run(cfg, data_spec(ckpt), resolve_device(device))
     load_networks(ckpt, built)
+    check_codes(ckpt, built)
     return built, ckpt
 
 
@@ -47,12 +49,41 @@ def sample_labels(model: BuiltRun, n: int, label: int | None = None, by_class: b
     return balanced_labels(n, classes)
 
 
+def sample_codes(model: BuiltRun, n: int, code: int | None) -> dict[str, Tensor] | None:
+    """``--code K``: the generator's first categorical code fixed to K for ``n`` samples (None
+    without ``--code``); a run whose generator has no categorical code is a one-line error."""
+    if code is None:
+        return None
+    spec = first_categorical(codes_of(model.nets.generator))
+    if spec is None:
+        raise ConfigError(f"--code: variant {model.variant.name!r} has no categorical code "
+                          "(only InfoGAN-style generators take codes)")
+    if not 0 <= code < spec.size:
+        raise ConfigError(f"--code: code {spec.name!r} has classes 0..{spec.size - 1}, got {code}")
+    return {spec.name: torch.full((n,), code, dtype=torch.long)}
+
+
+def check_codes(ckpt: Checkpoint, built: BuiltRun) -> None:
+    """The codes the checkpoint recorded (metadata ``codes``) are the ones the rebuilt generator takes."""
+    recorded: tuple = ()
+    if "codes" in ckpt.metadata:
+        try:
+            recorded = codes_from_json(ckpt.metadata["codes"])
+        except ValueError as exc:
+            raise CheckpointError(f"{ckpt.path}: {exc}") from None
+    built_codes = codes_of(built.nets.generator)
+    if recorded != built_codes:
+        names = ", ".join(c.name for c in built_codes) or "none"
+        raise CheckpointError(f"{ckpt.path}: metadata 'codes' ({ckpt.metadata.get('codes', 'absent')}) does not "
+                              f"match the codes its generator takes here ({names})")
+
+
 def draw(model: BuiltRun, n: int, *, seed: int = 0, ema: bool = True,
-         labels: Tensor | None = None) -> tuple[Tensor, str]:
+         labels: Tensor | None = None, codes: dict[str, Tensor] | None = None) -> tuple[Tensor, str]:
     """``n`` samples in data space from a loaded model, and which generator made them."""
     rng = torch.Generator(device=model.device).manual_seed(seed)
     used = "ema" if ema and model.ema is not None else "raw"
-    return draw_samples(model, n, rng=rng, ema=ema, labels=labels), used
+    return draw_samples(model, n, rng=rng, ema=ema, labels=labels, codes=codes), used
 
 
 def generate(host: PluginHost, source: str | Path, *, n: int, seed: int = 0, ema: bool = True,

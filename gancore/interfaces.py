@@ -18,6 +18,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from gancore.codes import Code
+
 
 class Settings(BaseModel):
     """Base of every plugin's settings model: unknown keys are errors, values are validated."""
@@ -53,10 +55,14 @@ class Configurable:
 class Generator(nn.Module, ABC):
     """A generator network: ``forward(z_or_x, y=None)`` returns samples in data space.
 
-    Noise-driven generators set ``latent_dim`` and may override :meth:`sample_latent`.
+    Noise-driven generators set ``latent_dim`` and may override :meth:`sample_latent`. A generator
+    that takes structured codes beside the noise (InfoGAN's) lists them in ``codes`` and takes them
+    as ``forward(z, y=None, codes=None)`` (see :mod:`gancore.codes`).
     """
 
     latent_dim: int = 0
+    codes: tuple[Code, ...] = ()
+    """The named codes :meth:`forward` takes beside the noise; the kernel draws them per batch."""
 
     @abstractmethod
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
@@ -267,6 +273,22 @@ class StepContext:
         rng = self.shared_rng if self.shared_rng is not None else self.rng
         z = generator.sample_latent(n * self.world_size, generator=rng, device=self.device)
         return z[self.rank * n:(self.rank + 1) * n] if self.world_size > 1 else z
+
+    def codes(self, generator: nn.Module, n: int) -> dict[str, Tensor]:
+        """The generator's structured codes (``generator.codes``) for this process's batch of ``n``,
+        drawn like :meth:`latent` (the whole global batch from the shared stream, this process's
+        rows kept): a dict name -> ``[n]`` class indices or ``[n, size]`` values; empty for a
+        generator without codes. Draw the noise first, then the codes."""
+        from gancore.codes import codes_of, draw_codes
+
+        codes = codes_of(generator)
+        if not codes:
+            return {}
+        rng = self.shared_rng if self.shared_rng is not None else self.rng
+        drawn = draw_codes(codes, n * self.world_size, generator=rng, device=self.device)
+        if self.world_size > 1:
+            drawn = {k: v[self.rank * n:(self.rank + 1) * n] for k, v in drawn.items()}
+        return drawn
 
 
 @dataclass(frozen=True)

@@ -157,16 +157,20 @@ class Variant(ABC):
         rng: torch.Generator,
         device: torch.device,
         labels: Tensor | None = None,
+        codes: dict[str, Tensor] | None = None,
     ) -> Tensor:
         """Generate ``n`` samples in data space with ``generator`` (the raw or the EMA one).
 
         ``gancore sample``, evaluation and the default :meth:`preview` call it, in eval mode and
         without gradients, in chunks. Conditional variants take ``labels`` (``[n]`` class indices;
-        every class equally often when None); unconditional ones ignore them. Override it when the
-        generator's input is more than ``sample_latent`` noise (codes, labels of your own). A
-        generator that takes no noise (a translator's) makes it a one-line error pointing to
-        ``gancore translate``.
+        every class equally often when None); unconditional ones ignore them. A generator with
+        structured codes (``generator.codes``, :mod:`gancore.codes`) gets them drawn after the noise,
+        with the values in ``codes`` (name -> ``[n]`` or ``[n, size]``) fixed; ``codes`` for a
+        generator without them is a one-line error. Override it when the generator's input is more
+        than that. A generator that takes no noise (a translator's) makes it a one-line error
+        pointing to ``gancore translate``.
         """
+        from gancore.codes import codes_of, draw_codes
         from gancore.errors import ConfigError
         from gancore.labels import balanced_labels, check_labels
 
@@ -184,7 +188,16 @@ class Variant(ABC):
         except NotImplementedError:
             raise ConfigError(f"variant {self.name!r} translates images (its generator takes no noise): use "
                               "`gancore translate`, not `gancore sample`") from None
-        return generator(z, labels)
+        spec = codes_of(generator)
+        if not spec:
+            if codes:
+                raise ConfigError(f"--code: variant {self.name!r} has no codes (its generator takes noise only)")
+            return generator(z, labels)
+        try:
+            drawn = draw_codes(spec, n, generator=rng, device=device, fixed=codes)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return generator(z, labels, codes=drawn)
 
     def preview(
         self, generator: nn.Module, batch: Batch, n: int, *, rng: torch.Generator, device: torch.device
@@ -192,7 +205,7 @@ class Variant(ABC):
         """The images of a progress grid and how many go in a row (None: a square grid).
 
         Called by the ``sample-grids`` feature plugin every ``log.sample_every`` steps, in eval
-        mode. ``batch`` is a fixed batch of training data (the same at every call). By default:
+        mode, with the module :meth:`translator` returns (the generator, by default). ``batch`` is a fixed batch of training data (the same at every call). By default:
         ``n`` samples, one row per class for conditional variants. Translation variants show rows
         of input, translation and reconstruction.
         """
@@ -203,6 +216,13 @@ class Variant(ABC):
         per_class = max(1, n // self.data.num_classes)
         labels = class_rows(per_class, self.data.num_classes, device)
         return self.sample(generator, len(labels), rng=rng, device=device, labels=labels), per_class
+
+    def translator(self, nets: Networks) -> nn.Module:
+        """The module :meth:`translate` is handed: by default the generator. ``nets`` are the run's
+        networks with the generator ``gancore translate`` chose (the EMA one unless ``--no-ema``).
+        A variant whose translation needs another player's network too (the VAE-GAN's encoder,
+        trained by a phase of its own) returns a module holding both."""
+        return nets.generator
 
     def translate(self, generator: nn.Module, x: Tensor, direction: str) -> Tensor:
         """Translate images ``x`` (in [-1, 1]) with the trained generator(s).

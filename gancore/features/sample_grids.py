@@ -13,8 +13,9 @@ SAMPLE_SEED_OFFSET = 7919  # sample grids use their own noise, never the trainin
 
 
 class SampleGrids:
-    """Draws the variant's :meth:`~gancore.Variant.preview` (EMA generator when kept) with a fixed
-    noise stream, so the grids of one run are comparable step to step."""
+    """Draws the variant's :meth:`~gancore.Variant.preview` (handed its
+    :meth:`~gancore.Variant.translator`: the EMA generator when kept, by default) with a fixed noise
+    stream, so the grids of one run are comparable step to step."""
 
     @hookimpl
     def gancore_step_end(self, run: Run) -> None:
@@ -23,7 +24,8 @@ class SampleGrids:
         cfg = run.config
         rng = torch.Generator(device=run.device).manual_seed(cfg.train.seed + SAMPLE_SEED_OFFSET)
         n = cfg.log.samples if run.spec.kind == "image" else cfg.log.scatter_points
-        with evaluating(run.built.generator()) as gen:
+        built = run.built
+        with evaluating(built.variant.translator(built.nets.replace(generator=built.generator()))) as gen:
             x, nrow = run.built.variant.preview(gen, run.preview_batch, n, rng=rng, device=run.device)
         path = run.run_dir / "samples" / f"step_{run.step:07d}.png"
         reference = run.landmarks.numpy() if run.landmarks is not None else None

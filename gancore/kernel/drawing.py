@@ -35,10 +35,12 @@ def evaluating(module: nn.Module, seed: int = 0) -> Iterator[nn.Module]:
 
 
 def draw_samples(built: BuiltRun, n: int, *, rng: torch.Generator, ema: bool = True,
-                 labels: Tensor | None = None, chunk: int = SAMPLE_CHUNK) -> Tensor:
+                 labels: Tensor | None = None, codes: dict[str, Tensor] | None = None,
+                 chunk: int = SAMPLE_CHUNK) -> Tensor:
     """``n`` samples in data space (float32, on the CPU) from the EMA generator when ``ema`` and
     one is kept, else the trained one, through :meth:`gancore.Variant.sample`, ``chunk`` at a time.
-    ``labels`` (``[n]``) for conditional variants; every class equally often when None."""
+    ``labels`` (``[n]``) for conditional variants; every class equally often when None. ``codes``
+    (name -> ``n`` values) fixes some of a generator's structured codes; the others are drawn."""
     from gancore.labels import balanced_labels
 
     variant = built.variant
@@ -48,17 +50,20 @@ def draw_samples(built: BuiltRun, n: int, *, rng: torch.Generator, ema: bool = T
     with evaluating(built.generator(ema)) as gen:
         for i in range(0, n, chunk):
             part = None if labels is None else labels[i:i + chunk]
+            fixed = None if codes is None else {k: v[i:i + chunk].to(built.device) for k, v in codes.items()}
             out.append(variant.sample(gen, min(chunk, n - i), rng=rng, device=built.device,
-                                      labels=part).float().cpu())
+                                      labels=part, codes=fixed).float().cpu())
     return torch.cat(out) if out else torch.empty(0)
 
 
 def translate_chunks(built: BuiltRun, x: Tensor, direction: str, *, ema: bool = True,
                      chunk: int = TRANSLATE_CHUNK) -> Tensor:
     """Images ``x`` (``[N, C, H, W]`` in [-1, 1]) translated by :meth:`gancore.Variant.translate`,
-    ``chunk`` at a time, in eval mode; float32 on the CPU."""
+    ``chunk`` at a time, in eval mode; float32 on the CPU. The module it is handed is the variant's
+    :meth:`~gancore.Variant.translator` of the networks, the EMA generator in place when ``ema``."""
     out = []
-    with evaluating(built.generator(ema)) as gen:
+    translator = built.variant.translator(built.nets.replace(generator=built.generator(ema)))
+    with evaluating(translator) as gen:
         for i in range(0, len(x), chunk):
             out.append(built.variant.translate(gen, x[i:i + chunk].to(built.device), direction).float().cpu())
     return torch.cat(out) if out else torch.empty(0)

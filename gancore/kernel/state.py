@@ -13,7 +13,8 @@ Keys (format version 1; the ``updates`` entry was added later and is optional):
   ``rng.latent``; ``sampler.<key>``;
 - metadata ``format``, ``format_version``, ``step``, ``critic_steps``, ``updates`` (JSON: updates per
   player), ``config``, ``versions``, ``data_spec``, ``precision``, ``optim.<player>`` (JSON: the
-  optimizer's non-tensor state), ``scaler.<player>`` (JSON), ``sampler`` (JSON).
+  optimizer's non-tensor state), ``scaler.<player>`` (JSON), ``sampler`` (JSON), and ``codes`` (JSON:
+  the generator's structured codes, :mod:`gancore.codes`; only when it takes any).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from gancore.codes import codes_of, codes_to_json
 from gancore.errors import CheckpointError
 from gancore.interfaces import DataSpec
 from gancore.kernel import checkpoint as ck
@@ -119,6 +121,9 @@ class TrainState:
             "data_spec": self.built.variant.data.to_json(),
             "precision": precision,
         }
+        codes = codes_of(self.built.nets.generator)
+        if codes:
+            meta["codes"] = codes_to_json(codes)
         for prefix, module in network_sections(self.built).items():
             tensors.update(ck.module_tensors(prefix, module))
         for player, optimizer in self.optimizers.items():

@@ -1,0 +1,204 @@
+"""InfoGAN (Chen et al. 2016) as a gancore plugin: codes that learn meaningful features without labels.
+
+The generator takes noise z (62) and structured codes c beside it — a categorical code of 10 classes
+and 2 continuous codes uniform in [-1, 1] — through the kernel's code mechanism (``Generator.codes``,
+:meth:`gancore.StepContext.codes`), so the codes drawn for a batch reach the step, the checkpoint
+and ``gancore sample --code K``. A Q head on the critic's body predicts the codes of a generated
+sample; the information lower bound L_I — the cross-entropy of the categorical code plus the
+Gaussian negative log-likelihood (unit variance: half the squared error) of the continuous ones,
+weighted by lambda = 1 — is minimised by the generator (its phase) and by Q (the critic's phase,
+with the body and the head), beside the adversarial loss. The paper's MNIST schedule: Adam with
+beta1 0.5, 2e-4 for D and Q, 1e-3 for G, BatchNorm in both networks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from gancore import (
+    Batch,
+    Code,
+    ConfigError,
+    Critic,
+    Generator,
+    Networks,
+    PenaltyInput,
+    Preset,
+    Settings,
+    StepContext,
+    StepOutput,
+    Variant,
+    hookimpl,
+)
+from gancore.nets import DCGANCritic, DCGANGenerator
+
+
+class InfoGANSettings(Settings):
+    categories: int = Field(10, ge=0, le=1000, description="Classes of the categorical code (10 in the paper for "
+                            "MNIST; 0: none).")
+    continuous: int = Field(2, ge=0, le=64, description="Continuous codes, each uniform in [-1, 1] (2 in the paper; "
+                            "0: none).")
+    noise_dim: int = Field(62, ge=1, le=4096, description="Length of the incompressible noise z beside the codes "
+                           "(62 in the paper).")
+    info_weight: float = Field(1.0, ge=0.0, description="lambda: weight of the categorical code's cross-entropy in "
+                               "L_I (1 in the paper).")
+    continuous_weight: float = Field(1.0, ge=0.0, description="Weight of the continuous codes' Gaussian "
+                                     "log-likelihood term in L_I.")
+    generator_width: int = Field(32, ge=4, le=1024, description="Channels of the generator's last hidden layer.")
+    critic_width: int = Field(32, ge=4, le=1024, description="Channels of the critic's first layer.")
+    q_hidden: int = Field(128, ge=4, le=4096, description="Hidden units of the Q head on the critic's body "
+                          "(128 in the paper).")
+
+
+class InfoScores(NamedTuple):
+    """The critic's output: adversarial scores ``[N]``, the Q head's categorical logits ``[N, K]`` (None
+    without a categorical code) and continuous means ``[N, d]`` (None without continuous codes).
+    Returned through ``forward``, so it passes the DDP wrapper and ``torch.compile``."""
+
+    scores: Tensor
+    code_logits: Tensor | None
+    code_mean: Tensor | None
+
+
+class InfoGenerator(Generator):
+    """[z, one-hot(c_cat), c_cont] -> a DCGAN stack. ``codes`` lists what it takes beside z."""
+
+    def __init__(self, codes: tuple[Code, ...], noise_dim: int, channels: int, image_size: int, width: int) -> None:
+        super().__init__()
+        self.codes = codes
+        self.latent_dim = noise_dim
+        self.body = DCGANGenerator(noise_dim, channels, image_size, width, extra_dim=sum(c.width for c in codes))
+
+    def forward(self, z: Tensor, y: Tensor | None = None, codes: dict[str, Tensor] | None = None) -> Tensor:
+        if codes is None or set(codes) != {c.name for c in self.codes}:
+            raise ValueError(f"InfoGenerator needs its codes ({', '.join(c.name for c in self.codes)})")
+        return self.body(torch.cat([z, *(c.encode(codes[c.name], z.dtype) for c in self.codes)], dim=1))
+
+
+class InfoCritic(Critic):
+    """A DCGAN critic body with two heads: D's score, and Q's code predictions (FC-BN-LeakyReLU-FC)."""
+
+    def __init__(self, channels: int, image_size: int, width: int, categories: int, continuous: int,
+                 hidden: int) -> None:
+        super().__init__()
+        self.body = DCGANCritic(channels, image_size, width, norm="batch")
+        self.categories, self.continuous = categories, continuous
+        self.q = nn.Sequential(nn.Flatten(), nn.Linear(self.body.feature_dim, hidden), nn.BatchNorm1d(hidden),
+                               nn.LeakyReLU(0.2, inplace=True), nn.Linear(hidden, categories + continuous))
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> InfoScores:
+        h = self.body.features(x)
+        scores = self.body.head(h).flatten(1).squeeze(1)
+        q = self.q(h)
+        return InfoScores(scores, q[:, :self.categories] if self.categories else None,
+                          q[:, self.categories:] if self.continuous else None)
+
+
+class InfoGAN(Variant):
+    """Noise and codes -> generator -> critic with a Q head; adversarial loss + lambda * L_I for G and Q."""
+
+    name = "infogan"
+    Config = InfoGANSettings
+    presets = {
+        "gpu": Preset("64x64 on one GPU: networks 64 wide, batch 128, 20,000 steps",
+                      {"data.image_size": 64, "variant.generator_width": 64, "variant.critic_width": 64,
+                       "train.batch_size": 128, "train.steps": 20000, "log.sample_every": 1000,
+                       "log.checkpoint_every": 2000}),
+    }
+
+    @classmethod
+    def defaults(cls, config: Settings) -> dict[str, Any]:
+        return {
+            "loss": {"name": "nonsaturating"},
+            "train": {"steps": 3000, "batch_size": 64, "n_critic": 1},
+            "optim": {"generator": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]},
+                      "critic": {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}},
+            "log": {"samples": 100},
+        }
+
+    def codes(self) -> tuple[Code, ...]:
+        c = self.config
+        out = []
+        if c.categories:
+            if c.categories < 2:
+                raise ConfigError(f"variant.categories: a categorical code needs at least 2 classes, got {c.categories}")
+            out.append(Code("category", "categorical", c.categories))
+        out += [Code(f"c{i + 1}", "uniform", 1) for i in range(c.continuous)]
+        if not out:
+            raise ConfigError("variant.categories, variant.continuous: InfoGAN needs at least one code (both are 0); "
+                              "for a GAN without codes use dcgan")
+        return tuple(out)
+
+    def build(self) -> Networks:
+        if self.data.kind != "image":
+            raise ConfigError("data.name: infogan needs image data (its networks are convolutional)")
+        c, channels, size = self.config, self.data.shape[0], self.data.shape[-1]
+        codes = self.codes()
+        return Networks(generator=InfoGenerator(codes, c.noise_dim, channels, size, c.generator_width),
+                        critic=InfoCritic(channels, size, c.critic_width, c.categories, c.continuous, c.q_hidden))
+
+    # -- L_I: what G and Q minimise beside the adversarial loss ----------------------------------
+    def _information(self, out: InfoScores, codes: dict[str, Tensor], terms: dict[str, Tensor],
+                     stats: dict[str, Tensor]) -> None:
+        c = self.config
+        if out.code_logits is not None:
+            target = codes["category"]
+            terms["info_cat"] = c.info_weight * F.cross_entropy(out.code_logits.float(), target)
+            stats["code_accuracy"] = (out.code_logits.argmax(1) == target).float().mean().detach()
+        if out.code_mean is not None:
+            target = torch.cat([codes[f"c{i + 1}"] for i in range(c.continuous)], dim=1)
+            nll = 0.5 * (out.code_mean.float() - target).pow(2).sum(1).mean()
+            terms["info_cont"] = c.continuous_weight * nll
+
+    def critic_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
+        g, d = nets.generator, nets.critic
+        n = batch.x.shape[0]
+        z = ctx.latent(g, n)
+        codes = ctx.codes(g, n)
+        with torch.no_grad():
+            fake = g(z, codes=codes)
+        real, generated = d(batch.x), d(fake)
+        terms = {"adv": self.loss.critic_loss(real.scores, generated.scores)}
+        stats = {"real": real.scores.detach().float().mean(), "fake": generated.scores.detach().float().mean()}
+        self._information(generated, codes, terms, stats)  # Q (and the body) learn to read the codes
+        return StepOutput(terms=terms, stats=stats,
+                          penalties=[PenaltyInput(critic=lambda x: d(x).scores, real=batch.x, fake=fake)])
+
+    def generator_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
+        g, d = nets.generator, nets.critic
+        n = batch.x.shape[0]
+        z = ctx.latent(g, n)
+        codes = ctx.codes(g, n)
+        real = d(batch.x).scores if self.loss.generator_uses_real else None
+        generated = d(g(z, codes=codes))
+        terms = {"adv": self.loss.generator_loss(generated.scores, real)}
+        self._information(generated, codes, terms, {})  # G makes its codes readable
+        return StepOutput(terms=terms)
+
+    def preview(self, generator: nn.Module, batch: Batch, n: int, *, rng: torch.Generator,
+                device: torch.device) -> tuple[Tensor, int | None]:
+        """The paper's picture: one row per class of the categorical code, the columns sweeping the
+        first continuous code from -1 to 1, one noise vector and the other codes at 0 for the grid."""
+        c = self.config
+        rows = c.categories or 1
+        cols = max(2, n // rows)
+        # one noise vector for the grid; without continuous codes, one per column
+        z = generator.sample_latent(1 if c.continuous else cols, generator=rng, device=device)
+        z = z.expand(rows * cols, -1) if c.continuous else z.repeat(rows, 1)
+        codes: dict[str, Tensor] = {}
+        if c.categories:
+            codes["category"] = torch.arange(rows, device=device).repeat_interleave(cols)
+        sweep = torch.linspace(-1.0, 1.0, cols, device=device).repeat(rows)[:, None]
+        for i in range(c.continuous):
+            codes[f"c{i + 1}"] = sweep if i == 0 else torch.zeros_like(sweep)
+        return generator(z, codes=codes), cols
+
+
+@hookimpl
+def gancore_register_variants() -> list[type]:
+    return [InfoGAN]
