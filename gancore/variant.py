@@ -205,9 +205,10 @@ class Variant(ABC):
         """The images of a progress grid and how many go in a row (None: a square grid).
 
         Called by the ``sample-grids`` feature plugin every ``log.sample_every`` steps, in eval
-        mode, with the module :meth:`translator` returns (the generator, by default). ``batch`` is a fixed batch of training data (the same at every call). By default:
-        ``n`` samples, one row per class for conditional variants. Translation variants show rows
-        of input, translation and reconstruction.
+        mode, with the module :meth:`translator` returns (the generator, by default). ``batch``
+        is a fixed batch of training data (the same at every call). By default: ``n`` samples, one
+        row per class for conditional variants. Translation variants show rows of input,
+        translation and reconstruction.
         """
         from gancore.labels import class_rows
 

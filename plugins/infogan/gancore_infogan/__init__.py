@@ -126,7 +126,8 @@ class InfoGAN(Variant):
         out = []
         if c.categories:
             if c.categories < 2:
-                raise ConfigError(f"variant.categories: a categorical code needs at least 2 classes, got {c.categories}")
+                raise ConfigError(f"variant.categories: a categorical code needs at least 2 classes, "
+                                  f"got {c.categories}")
             out.append(Code("category", "categorical", c.categories))
         out += [Code(f"c{i + 1}", "uniform", 1) for i in range(c.continuous)]
         if not out:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from gancore_vae.nets import kl_to_prior
 
 from gancore.cli import cli
 from gancore.config import build_raw, resolve
@@ -19,7 +20,6 @@ from gancore.interfaces import Batch, StepContext
 from gancore.kernel.build import build_run
 from gancore.plugins import load_plugins
 from gancore.testing import SMALL, VariantContract, make_config, train
-from gancore_vae.nets import kl_to_prior
 
 #: SMALL without its image size, for vector data
 VECTOR = {k: v for k, v in SMALL.items() if k != "data.image_size"}
