@@ -119,6 +119,8 @@ def codes_from_json(text: str) -> tuple[Code, ...]:
     """The codes from :func:`codes_to_json`'s string; ValueError names what is wrong."""
     try:
         raw = json.loads(text)
+        if not isinstance(raw, list):
+            raise TypeError(f"expected a JSON list, got {type(raw).__name__}")
         return tuple(Code(str(r["name"]), r["kind"], int(r["size"]), float(r.get("low", -1.0)),
                           float(r.get("high", 1.0))) for r in raw)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -54,6 +54,24 @@ def test_latent_noise_is_sharded_from_the_shared_stream():
     assert torch.equal(whole, torch.cat(shards))
 
 
+def test_codes_are_sharded_from_the_shared_stream_after_the_noise():
+    from gancore.codes import Code, draw_codes
+
+    g = MLPGenerator(3, 2, 8, 1)
+    g.codes = (Code("category", "categorical", 10), Code("c1", "uniform", 2))
+    rng = torch.Generator().manual_seed(5)
+    g.sample_latent(6, generator=rng)
+    whole = draw_codes(g.codes, 6, generator=rng, device="cpu")
+    shards = []
+    for r in (0, 1):
+        ctx = StepContext(step=0, device=torch.device("cpu"), rng=torch.Generator().manual_seed(99 + r), rank=r,
+                          world_size=2, shared_rng=torch.Generator().manual_seed(5))
+        ctx.latent(g, 3)
+        shards.append(ctx.codes(g, 3))
+    for name in ("category", "c1"):
+        assert torch.equal(whole[name], torch.cat([s[name] for s in shards]))
+
+
 def test_two_processes_give_the_weights_of_one_process_with_the_doubled_batch(tmp_path):
     gancore("dcgan", "--out", str(tmp_path / "one"), *RING, "--set", "train.batch_size=64", "--set", "train.steps=15")
     proc = gancore("dcgan", "--nproc", "2", "--out", str(tmp_path / "two"), *RING, "--set", "train.batch_size=32",

@@ -49,6 +49,9 @@ ENTRIES = [
      {"preservation": (">=", 0.80)}),
     ("pix2pix", "pix2pix", [], ["preservation", "fid"], {"preservation": (">=", 0.97)}),
     ("pix2pix l1-only", "pix2pix", ["variant.adversarial=false"], ["preservation", "fid"], {}),
+    ("infogan", "infogan", [], ["fid", "kid", "inception-score"], {}),  # code accuracy: benchmarks/infogan.py
+    ("vae", "vae", [], ["fid", "kid", "inception-score"], {}),  # reconstructions: benchmarks/vae.py
+    ("vaegan", "vaegan", [], ["fid", "kid", "inception-score"], {}),
     ("siamese", "siamese", [], ["fid", "kid", "inception-score"], {}),
     ("siamese invert", "siamese", ["variant.mode=translate", "data.b_style=invert"], ["preservation", "fid"],
      {"preservation": (">=", 0.85)}),

@@ -51,6 +51,8 @@ class InfoGANSettings(Settings):
                                      "log-likelihood term in L_I.")
     generator_width: int = Field(32, ge=4, le=1024, description="Channels of the generator's last hidden layer.")
     critic_width: int = Field(32, ge=4, le=1024, description="Channels of the critic's first layer.")
+    hidden: int = Field(1024, ge=0, le=8192, description="Units of the fully connected layer the paper puts after "
+                        "the generator's input and before the critic's heads (1024; 0: none, plain DCGAN stacks).")
     q_hidden: int = Field(128, ge=4, le=4096, description="Hidden units of the Q head on the critic's body "
                           "(128 in the paper).")
 
@@ -66,34 +68,45 @@ class InfoScores(NamedTuple):
 
 
 class InfoGenerator(Generator):
-    """[z, one-hot(c_cat), c_cont] -> a DCGAN stack. ``codes`` lists what it takes beside z."""
+    """[z, one-hot(c_cat), c_cont] -> FC-BN-ReLU (the paper's 1024) -> a DCGAN stack. ``codes`` lists
+    what it takes beside z."""
 
-    def __init__(self, codes: tuple[Code, ...], noise_dim: int, channels: int, image_size: int, width: int) -> None:
+    def __init__(self, codes: tuple[Code, ...], noise_dim: int, channels: int, image_size: int, width: int,
+                 hidden: int) -> None:
         super().__init__()
         self.codes = codes
         self.latent_dim = noise_dim
-        self.body = DCGANGenerator(noise_dim, channels, image_size, width, extra_dim=sum(c.width for c in codes))
+        inputs = noise_dim + sum(c.width for c in codes)
+        self.fc = (nn.Sequential(nn.Linear(inputs, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True))
+                   if hidden else nn.Identity())
+        self.body = DCGANGenerator(hidden or inputs, channels, image_size, width)
 
     def forward(self, z: Tensor, y: Tensor | None = None, codes: dict[str, Tensor] | None = None) -> Tensor:
         if codes is None or set(codes) != {c.name for c in self.codes}:
             raise ValueError(f"InfoGenerator needs its codes ({', '.join(c.name for c in self.codes)})")
-        return self.body(torch.cat([z, *(c.encode(codes[c.name], z.dtype) for c in self.codes)], dim=1))
+        return self.body(self.fc(torch.cat([z, *(c.encode(codes[c.name], z.dtype) for c in self.codes)], dim=1)))
 
 
 class InfoCritic(Critic):
-    """A DCGAN critic body with two heads: D's score, and Q's code predictions (FC-BN-LeakyReLU-FC)."""
+    """A DCGAN critic body and FC-BN-LeakyReLU (the paper's 1024) shared by two heads: D's score, and
+    Q's code predictions (FC-BN-LeakyReLU-FC)."""
 
     def __init__(self, channels: int, image_size: int, width: int, categories: int, continuous: int,
-                 hidden: int) -> None:
+                 hidden: int, q_hidden: int) -> None:
         super().__init__()
         self.body = DCGANCritic(channels, image_size, width, norm="batch")
         self.categories, self.continuous = categories, continuous
-        self.q = nn.Sequential(nn.Flatten(), nn.Linear(self.body.feature_dim, hidden), nn.BatchNorm1d(hidden),
-                               nn.LeakyReLU(0.2, inplace=True), nn.Linear(hidden, categories + continuous))
+        dim = hidden or self.body.feature_dim
+        self.fc = (nn.Sequential(nn.Flatten(), nn.Linear(self.body.feature_dim, hidden, bias=False),
+                                 nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2, inplace=True)) if hidden else nn.Flatten())
+        self.head = nn.Linear(dim, 1)
+        del self.body.head  # D's own head sits on the shared body (and its FC layer)
+        self.q = nn.Sequential(nn.Linear(dim, q_hidden), nn.BatchNorm1d(q_hidden), nn.LeakyReLU(0.2, inplace=True),
+                               nn.Linear(q_hidden, categories + continuous))
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> InfoScores:
-        h = self.body.features(x)
-        scores = self.body.head(h).flatten(1).squeeze(1)
+        h = self.fc(self.body.features(x))
+        scores = self.head(h).squeeze(1)
         q = self.q(h)
         return InfoScores(scores, q[:, :self.categories] if self.categories else None,
                           q[:, self.categories:] if self.continuous else None)
@@ -140,8 +153,9 @@ class InfoGAN(Variant):
             raise ConfigError("data.name: infogan needs image data (its networks are convolutional)")
         c, channels, size = self.config, self.data.shape[0], self.data.shape[-1]
         codes = self.codes()
-        return Networks(generator=InfoGenerator(codes, c.noise_dim, channels, size, c.generator_width),
-                        critic=InfoCritic(channels, size, c.critic_width, c.categories, c.continuous, c.q_hidden))
+        return Networks(generator=InfoGenerator(codes, c.noise_dim, channels, size, c.generator_width, c.hidden),
+                        critic=InfoCritic(channels, size, c.critic_width, c.categories, c.continuous, c.hidden,
+                                          c.q_hidden))
 
     # -- L_I: what G and Q minimise beside the adversarial loss ----------------------------------
     def _information(self, out: InfoScores, codes: dict[str, Tensor], terms: dict[str, Tensor],

@@ -23,7 +23,7 @@ from gancore.testing import SMALL, VariantContract, make_config, train, weights
 
 #: SMALL without its image size, for vector data
 VECTOR = {k: v for k, v in SMALL.items() if k != "data.image_size"}
-TINY = {"variant.generator_width": 4, "variant.critic_width": 4, "variant.q_hidden": 8}
+TINY = {"variant.generator_width": 4, "variant.critic_width": 4, "variant.q_hidden": 8, "variant.hidden": 8}
 
 
 class TestInfoGANContract(VariantContract):
@@ -71,12 +71,12 @@ def test_both_players_learn_from_the_information_term():
     batch = Batch(x=torch.zeros(8, 1, 16, 16))
     out = variant.generator_step(nets, batch, ctx)
     out.terms["info_cat"].backward()
-    assert nets.generator.body.net[0].weight.grad.abs().sum() > 0
+    assert nets.generator.fc[0].weight.grad.abs().sum() > 0
     for _, net in nets.items():
         net.zero_grad(set_to_none=True)
     out = variant.critic_step(nets, batch, ctx)
     out.terms["info_cat"].backward()
-    assert nets.critic.q[1].weight.grad.abs().sum() > 0 and nets.critic.body.features[0].weight.grad.abs().sum() > 0
+    assert nets.critic.q[0].weight.grad.abs().sum() > 0 and nets.critic.body.features[0].weight.grad.abs().sum() > 0
 
 
 def test_fixed_code_changes_only_that_code(run):
