@@ -8,6 +8,7 @@ mistake.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import click
 
 from gancore import __version__
-from gancore.errors import ConfigError, GancoreError
+from gancore.errors import ConfigError, GancoreError, describe_os_error
 from gancore.plugins import PluginHost, load_plugins
 
 _host: PluginHost | None = None
@@ -60,21 +61,44 @@ class GancoreGroup(click.Group):
         return command
 
     def invoke(self, ctx: click.Context) -> Any:
+        """The error boundary: gancore's own errors and the file system's (``OSError``: permission,
+        disk full, not a folder, ...) become one line and an exit code (2, or 1 once training
+        started); ``--debug`` or ``GANCORE_DEBUG=1`` shows their tracebacks instead. Anything else
+        is a bug and keeps its traceback."""
         try:
             return super().invoke(ctx)
         except GancoreError as exc:
+            if _debug(ctx):
+                raise
             click.echo(f"gancore: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:
+            if _debug(ctx):
+                raise
+            click.echo(f"gancore: error: {describe_os_error(exc)}", err=True)
+            ctx.exit(1 if _TRAINING[0] else 2)
         except KeyboardInterrupt:
             click.echo("gancore: interrupted", err=True)
             ctx.exit(130)
 
 
+_TRAINING = [False]
+"""Set once a command has started training: a failure after that exits 1, not 2."""
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool((ctx.obj or {}).get("debug")) or os.environ.get("GANCORE_DEBUG", "") not in ("", "0")
+
+
 @click.group(cls=GancoreGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gancore")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show the Python traceback of errors (also GANCORE_DEBUG=1).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
     """Train, sample and inspect GANs. Variants, losses, regularizers and data sources are
     plugins: `gancore plugins` lists what is installed."""
+    ctx.obj = {"debug": debug}
+    _TRAINING[0] = False
 
 
 # -- run ---------------------------------------------------------------------------------------
@@ -103,8 +127,6 @@ def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str |
         resume: bool, preset: str | None, dry_run: bool, nproc: int) -> None:
     """Train VARIANT (e.g. `gancore run dcgan`) and write a run directory: config.json,
     metrics.jsonl, samples/step_*.png and checkpoints/step_*.safetensors."""
-    import os
-
     from gancore.config import build_raw, preset_sets, resolve
 
     if resume and out is None:
@@ -139,6 +161,7 @@ def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str |
 
     run_dir = Path(out) if out else Path("runs") / f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}"
     trainer = Trainer(host(), cfg, run_dir, resume=resume, echo=lambda m: click.echo(m, err=True))
+    _TRAINING[0] = True
     result = trainer.run()
     if os.environ.get("RANK", "0") != "0":
         return

@@ -54,17 +54,32 @@ def find_checkpoint(path: str | Path) -> Path:
 
 
 def write_atomic(tensors: dict[str, Tensor], metadata: dict[str, str], path: Path) -> None:
-    """Write a safetensors file atomically (temporary file, fsync, rename)."""
+    """Write a safetensors file atomically (temporary file, fsync, rename). A failed write (disk
+    full, permission) removes the temporary file, leaves any file already at ``path`` as it was,
+    and raises :class:`~gancore.errors.WriteError` naming the file and the reason."""
+    from safetensors import SafetensorError
+
+    from gancore.errors import WriteError, describe_os_error
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # per process: never two writers on one file
     try:
         save_file(tensors, str(tmp), metadata=metadata)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise WriteError(f"cannot write {path}: {describe_os_error(exc).split(': ', 1)[-1]}") from None
+    except SafetensorError as exc:  # safetensors reports a failed write (EFBIG, ENOSPC) as its own error
+        text = str(exc)
+        reason = ("the disk is full or a file size limit was reached" if "too large" in text.lower()
+                  or "no space" in text.lower() else text)
+        raise WriteError(f"cannot write {path}: {reason}") from None
     finally:
-        if tmp.exists():
+        try:
             tmp.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def write_text_atomic(text: str, path: Path) -> None:

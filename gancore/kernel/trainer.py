@@ -22,7 +22,7 @@ from torch import nn
 
 from gancore.config import RunConfig
 from gancore.data import TensorData
-from gancore.errors import CheckpointError, ConfigError, TrainingError
+from gancore.errors import CheckpointError, ConfigError, TrainingError, WriteError
 from gancore.interfaces import Batch, Networks, StepContext
 from gancore.kernel import checkpoint as ck
 from gancore.kernel.build import BuiltRun, build_run, ema_update, make_optimizer
@@ -303,7 +303,11 @@ class Trainer:
         if not self.dist.main:  # the main process writes; the others know its path
             self.run_info.last_checkpoint = path
             return
-        self.state.save(path, self.cfg.to_dict(), self.precision.name)
+        try:
+            self.state.save(path, self.cfg.to_dict(), self.precision.name)
+        except WriteError as exc:
+            good = self.run_info.last_checkpoint or "none written yet"
+            raise WriteError(f"{exc}; training stopped at step {self.step}. Last good checkpoint: {good}") from None
         self.run_info.last_checkpoint = path
         for _, old in ck.list_checkpoints(self.ckpt_dir)[: -self.cfg.log.keep_checkpoints]:
             old.unlink()

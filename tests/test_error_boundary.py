@@ -1,0 +1,96 @@
+"""The CLI's error boundary: the file system's errors are one line (the path and a plain reason), a
+failed checkpoint write (a real file size limit) leaves the last good checkpoint and nothing
+half-written, and --debug / GANCORE_DEBUG=1 bring the traceback back."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gancore.cli import cli
+
+TINY = ["--set", "data.image_size=16", "--set", "train.batch_size=4", "--set", "variant.generator_width=4",
+        "--set", "variant.critic_width=4", "--set", "log.progress=false", "--set", "log.sample_every=0",
+        "--set", "log.checkpoint_every=2"]
+
+
+def gancore(*args: str, fsize: int | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    def limit() -> None:
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    return subprocess.run([sys.executable, "-m", "gancore", *args], capture_output=True, text=True, timeout=300,
+                          preexec_fn=limit, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("boundary") / "run"
+    proc = gancore("run", "dcgan", "--out", str(out), *TINY, "--set", "train.steps=2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("gancore: error:")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    return errors[0]
+
+
+def test_disk_full_during_a_checkpoint_keeps_the_last_good_one_and_resume_continues(run, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    before = sorted(p.name for p in (out / "checkpoints").iterdir())
+    proc = gancore("run", "dcgan", "--out", str(out), "--resume", *TINY, "--set", "train.steps=4", fsize=4000)
+    assert proc.returncode == 1
+    line = one_line_error(proc)
+    assert "cannot write" in line and "step_0000004.safetensors" in line and "file size limit" in line
+    assert "Last good checkpoint" in line and "step_0000002.safetensors" in line
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == before  # no temporary file left
+    again = gancore("run", "dcgan", "--out", str(out), "--resume", *TINY, "--set", "train.steps=4")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (out / "checkpoints" / "step_0000004.safetensors").is_file()
+
+
+def test_an_output_under_a_file_is_one_line(run, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    proc = gancore("sample", str(run), "--n", "2", "--out", str(tmp_path / "a-file" / "grid.png"))
+    assert proc.returncode == 2
+    line = one_line_error(proc)
+    assert "a-file" in line and "not a folder" in line
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_a_read_only_output_folder_is_one_line(run, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        proc = gancore("sample", str(run), "--n", "2", "--out", str(locked / "grid.png"))
+    finally:
+        locked.chmod(0o755)
+    assert proc.returncode == 2 and "permission denied" in one_line_error(proc)
+
+
+def test_debug_shows_the_traceback(run, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    target = str(tmp_path / "a-file" / "grid.png")
+    for args, env in ((["--debug"], None), ([], {"GANCORE_DEBUG": "1"})):
+        proc = gancore(*args, "sample", str(run), "--n", "2", "--out", target, env=env)
+        assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_gancore_errors_also_have_their_traceback_under_debug():
+    result = CliRunner().invoke(cli, ["--debug", "run", "no-such-variant"])
+    assert result.exit_code != 0 and result.exception is not None and not isinstance(result.exception, SystemExit)
+    plain = CliRunner().invoke(cli, ["run", "no-such-variant"])
+    assert plain.exit_code == 2 and "gancore: error:" in plain.output
