@@ -99,23 +99,45 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"--config: no such file {path}")
     try:
         if path.suffix == ".toml":
-            return tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_text())
+            check_depth(data, f"--config: {path}")
+            return data
         if path.suffix == ".json":
             data = json.loads(path.read_text())
             if not isinstance(data, dict):
                 raise ConfigError(f"--config: {path} must hold a JSON object")
+            check_depth(data, f"--config: {path}")
             return data
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--config: {path} is not valid {path.suffix[1:].upper()}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"--config: {path} nests tables or lists deeper than {MAX_DEPTH} levels") from None
     raise ConfigError(f"--config: {path} must end in .toml or .json")
+
+
+#: How deep a config's tables and lists may nest (gancore's own go 4 deep).
+MAX_DEPTH = 32
+
+
+def check_depth(value: Any, where: str, depth: int = 0) -> None:
+    """A ConfigError naming ``where`` when ``value`` nests deeper than :data:`MAX_DEPTH`."""
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"{where}: nests tables or lists deeper than {MAX_DEPTH} levels")
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for child in children:
+        check_depth(child, where, depth + 1)
 
 
 def parse_value(text: str) -> Any:
     """A ``--set`` value: JSON where it parses, else the plain string."""
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError:
         return text
+    except RecursionError:
+        raise ConfigError(f"--set: a value nests lists or tables deeper than {MAX_DEPTH} levels") from None
+    check_depth(value, "--set")
+    return value
 
 
 def apply_set(config: dict[str, Any], assignment: str) -> None:
@@ -240,10 +262,13 @@ def _plugin_section(registry: Any, section: dict[str, Any], key: str) -> tuple[t
 
 
 def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
+    check_depth(raw, "config")
     raw = copy.deepcopy(raw)
     for key in ("variant", "data", "loss"):
         if isinstance(raw.get(key), str):
             raw[key] = {"name": raw[key]}
+        elif key in raw and not isinstance(raw[key], dict):
+            raise ConfigError(f"{key}: expected a name or a table of settings, got {json.dumps(raw[key])}")
     return raw
 
 

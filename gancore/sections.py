@@ -60,6 +60,10 @@ class TrainSettings(Settings):
         raise ValueError("expected auto, cpu, cuda or cuda:N")
 
 
+#: The largest float32: optimizer hyperparameters beyond it overflow inside the optimizer's kernels.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 class OptimizerSettings(Settings):
     name: Literal["adam", "adamw", "rmsprop", "sgd"] = Field("adam", description="Optimizer.")
     lr: float = Field(2e-4, gt=0.0, description="Learning rate.")
@@ -88,6 +92,13 @@ class OptimizerSettings(Settings):
     def _betas(cls, value: tuple[float, float]) -> tuple[float, float]:
         if not all(0.0 <= b < 1.0 for b in value):
             raise ValueError("each beta must be in [0, 1)")
+        return value
+
+    @field_validator("lr", "eps", "weight_decay")
+    @classmethod
+    def _float32(cls, value: float) -> float:
+        if not abs(value) <= FLOAT32_MAX:  # also refuses inf and nan
+            raise ValueError(f"must be a finite number representable in float32 (at most {FLOAT32_MAX:.4g})")
         return value
 
 
