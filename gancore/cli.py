@@ -235,15 +235,15 @@ def config(variant: str, sets: tuple[str, ...], preset: str | None, as_json: boo
               help="Number of samples.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output file: .png (grid), .npy or .safetensors (raw samples in data space).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of the noise.")
 @click.option("--ema/--no-ema", default=True, show_default=True,
               help="Use the generator's moving average when the run kept one.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--label", type=int, default=None,
+@click.option("--label", type=click.IntRange(0, 2**31 - 1), default=None,
               help="Conditional runs: generate only class K (default: every class equally often).")
 @click.option("--grid-by-class", is_flag=True,
               help="Conditional runs: N // classes samples of each class, one class per grid row.")
-@click.option("--code", type=int, default=None,
+@click.option("--code", type=click.IntRange(0, 2**31 - 1), default=None,
               help="Runs with codes (infogan): fix the categorical code to K; the other codes and the "
                    "noise are drawn as in training.")
 def sample(source: str, n: int, out: str, seed: int, ema: bool, device: str, label: int | None,
@@ -302,7 +302,7 @@ def _format(value: object) -> str:
               help="Samples drawn from the generator.")
 @click.option("--set", "sets", multiple=True, metavar="METRIC.KEY=VALUE",
               help="A metric's setting, e.g. --set fid.extractor=inception --set fid.weights=inc.safetensors.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of the noise.")
 @click.option("--ema/--no-ema", default=True, show_default=True,
               help="Use the generator's moving average when the run kept one.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")

@@ -28,7 +28,7 @@ def load_model(host: PluginHost, source: str | Path, device: str = "cpu") -> tup
         cfg = resolve(host, ckpt.config)
     except ConfigError as exc:
         raise CheckpointError(f"{ckpt.path}: its config does not resolve here: {exc}") from None
-    built = build_run(cfg, data_spec(ckpt), resolve_device(device))
+    built = build_run(cfg, data_spec(ckpt), resolve_device(device, "--device"))
     load_networks(ckpt, built)
     check_codes(ckpt, built)
     return built, ckpt
@@ -117,14 +117,19 @@ def write_samples(x: Tensor, out: str | Path, labels: Tensor | None = None, nrow
 
 
 TENSOR_SUFFIXES = (".npy", ".safetensors")
+#: What one translated image may be written as (PIL's writers for them ship with Pillow).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def _read_tensor(path: Path) -> Tensor:
     if path.suffix == ".npy":
         try:
-            return torch.from_numpy(np.load(path, allow_pickle=False)).float()
+            array = np.load(path, allow_pickle=False)
         except ValueError as exc:
             raise ConfigError(f"--input: {path} is not a plain numeric .npy array: {exc}") from None
+        if array.dtype.kind not in "biuf":
+            raise ConfigError(f"--input: {path} holds {array.dtype} values; expected numbers (images in [-1, 1])")
+        return torch.from_numpy(array).float()
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -145,6 +150,10 @@ def translate_images(model: BuiltRun, x: Tensor, direction: str, ema: bool = Tru
     if x.dim() != 4 or tuple(x.shape[1:]) != tuple(spec.shape):
         raise ConfigError(f"--input: expected images of shape [N, {', '.join(map(str, spec.shape))}], "
                           f"got {list(x.shape)}")
+    if len(x) == 0:
+        raise ConfigError(f"--input: holds no images (shape {list(x.shape)})")
+    if not torch.isfinite(x).all():
+        raise ConfigError("--input: the images hold NaN or infinite values")
     return translate_chunks(model, x, direction, ema=ema)
 
 
@@ -166,6 +175,8 @@ def translate_path(model: BuiltRun, source: str | Path, out: str | Path, directi
         y = translate_images(model, _read_tensor(source), direction, ema)
         write_samples(y, out)
         return len(y)
+    if not source.is_dir() and out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ConfigError(f"--out: images in, images out: {out} must end in {', '.join(IMAGE_SUFFIXES)}")
     files = image_files(source) if source.is_dir() else [source]
     if not files:
         raise ConfigError(f"--input: no images found in {source}")

@@ -94,3 +94,39 @@ def test_gancore_errors_also_have_their_traceback_under_debug():
     assert result.exit_code != 0 and result.exception is not None and not isinstance(result.exception, SystemExit)
     plain = CliRunner().invoke(cli, ["run", "no-such-variant"])
     assert plain.exit_code == 2 and "gancore: error:" in plain.output
+
+
+@pytest.fixture(scope="module")
+def translator(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("p2p") / "run"
+    result = CliRunner().invoke(cli, ["run", "pix2pix", "--out", str(out), *TINY, "--set", "train.steps=1"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--device", "foo"], "--device: expected auto, cpu, cuda, cuda:N or mps, got 'foo'"),
+    (["--device", "meta"], "got 'meta'"),
+    (["--seed", str(10**23)], "Invalid value for '--seed'"),
+    (["--label", str(10**23)], "Invalid value for '--label'"),
+    (["--code", str(10**23)], "Invalid value for '--code'"),
+])
+def test_sample_options_at_the_boundary(run, tmp_path, args, message):
+    result = CliRunner().invoke(cli, ["sample", str(run), "--n", "2", "--out", str(tmp_path / "x.png"), *args])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_translate_inputs_and_outputs_at_the_boundary(translator, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    np.save(tmp_path / "strings.npy", np.array(["a", "b"]))
+    np.save(tmp_path / "none.npy", np.zeros((0, 1, 16, 16), dtype=np.float32))
+    Image.fromarray(np.zeros((16, 16), dtype=np.uint8)).save(tmp_path / "one.png")
+    cases = [(["--input", str(tmp_path / "strings.npy"), "--out", str(tmp_path / "y.npy")], "expected numbers"),
+             (["--input", str(tmp_path / "none.npy"), "--out", str(tmp_path / "y.npy")], "holds no images"),
+             (["--input", str(tmp_path / "one.png"), "--out", str(tmp_path / "y.txt")], "images in, images out"),
+             (["--input", str(tmp_path / "one.png"), "--out", str(tmp_path / "noext")], "images in, images out")]
+    for args, message in cases:
+        result = CliRunner().invoke(cli, ["translate", str(translator), *args])
+        assert result.exit_code == 2 and message in result.output, result.output

@@ -50,9 +50,10 @@ def draw_samples(built: BuiltRun, n: int, *, rng: torch.Generator, ema: bool = T
     with evaluating(built.generator(ema)) as gen:
         for i in range(0, n, chunk):
             part = None if labels is None else labels[i:i + chunk]
-            fixed = None if codes is None else {k: v[i:i + chunk].to(built.device) for k, v in codes.items()}
+            # codes= only when some are fixed: a variant's own sample() written before codes existed still works
+            extra = {} if codes is None else {"codes": {k: v[i:i + chunk].to(built.device) for k, v in codes.items()}}
             out.append(variant.sample(gen, min(chunk, n - i), rng=rng, device=built.device,
-                                      labels=part, codes=fixed).float().cpu())
+                                      labels=part, **extra).float().cpu())
     return torch.cat(out) if out else torch.empty(0)
 
 

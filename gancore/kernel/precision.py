@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,18 +16,26 @@ from gancore.errors import ConfigError
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is the first CUDA device when one is present, else the CPU."""
+_DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d{1,4})?)")
+
+
+def resolve_device(name: str, key: str = "train.device") -> torch.device:
+    """``auto`` is the first CUDA device when one is present, else the CPU. Anything but auto, cpu,
+    cuda, cuda:N or mps (``meta``, a typo) is a ConfigError naming ``key``."""
+    if not isinstance(name, str) or not _DEVICE.fullmatch(name):
+        raise ConfigError(f"{key}: expected auto, cpu, cuda, cuda:N or mps, got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("train.device: cuda was asked for but no CUDA device is available")
+            raise ConfigError(f"{key}: cuda was asked for but no CUDA device is available")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(
-                f"train.device: {name} does not exist ({torch.cuda.device_count()} CUDA devices)"
+                f"{key}: {name} does not exist ({torch.cuda.device_count()} CUDA devices)"
             )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{key}: mps was asked for but this machine has no MPS device")
     return device
 
 
