@@ -120,6 +120,15 @@ def load_optimizer_state(
             state.setdefault(int(idx), {})[name] = value
     for idx, values in json.loads(scalars_json).items():
         state.setdefault(int(idx), {}).update(values)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for idx, values in state.items():
+        if not 0 <= idx < len(params):
+            raise ValueError(f"{prefix}: state for parameter {idx}, but the optimizer has {len(params)}")
+        for name, value in values.items():  # moments must have their parameter's shape (Adam's step is a scalar)
+            if isinstance(value, Tensor) and value.dim() > 0 and (value.shape != params[idx].shape
+                                                                   or not value.dtype.is_floating_point):
+                raise ValueError(f"tensor '{prefix}.{idx}.{name}' is {list(value.shape)} {value.dtype}, its "
+                                 f"parameter is {list(params[idx].shape)} {params[idx].dtype}")
     optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
     # Safetensors stores tensors contiguous; give each moment its parameter's layout again (a
     # channels-last weight's moments are channels-last), as fused kernels expect matching strides.
@@ -159,6 +168,12 @@ class Checkpoint:
 
     def load_module(self, prefix: str, module: nn.Module) -> None:
         state = self.section(prefix)
+        expected = module.state_dict()
+        for key, value in state.items():  # load_state_dict would cast a bool or int64 weight silently
+            want = expected.get(key)
+            if want is not None and value.dtype != want.dtype:
+                raise CheckpointError(f"{self.path}: tensor '{prefix}.{key}' is {value.dtype}, the network "
+                                      f"holds {want.dtype}")
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as exc:
@@ -193,7 +208,47 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(
             f"{path}: not a readable safetensors file (truncated or corrupt?): {exc}"
         ) from None
+    check_metadata(path, metadata)
+    return Checkpoint(path, tensors, metadata)
+
+
+_COUNT = re.compile(r"\d{1,15}")
+
+
+def check_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """The metadata schema: counters are non-negative integers, the JSON entries parse to what they
+    should be. A CheckpointError names the file, the key, what was expected and what was found."""
+
+    def bad(key: str, expected: str) -> CheckpointError:
+        found = metadata[key]
+        return CheckpointError(f"{path}: metadata {key!r} must be {expected}, found {found[:60]!r}")
+
     for key in ("step", "config"):
         if key not in metadata:
             raise CheckpointError(f"{path}: checkpoint metadata lacks {key!r}")
-    return Checkpoint(path, tensors, metadata)
+    for key in ("step", "critic_steps"):
+        if key in metadata and not _COUNT.fullmatch(metadata[key]):
+            raise bad(key, "a non-negative integer")
+    kinds = {"config": dict, "updates": dict, "sampler": dict}
+    kinds.update({k: dict for k in metadata if k.startswith(("optim.", "scaler."))})
+    for key, kind in kinds.items():
+        if key not in metadata:
+            continue
+        try:
+            value = json.loads(metadata[key])
+        except (json.JSONDecodeError, RecursionError):
+            raise bad(key, "JSON") from None
+        if not isinstance(value, kind):
+            raise bad(key, "a JSON object")
+        if key == "updates" and not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                        for v in value.values()):
+            raise bad(key, "a JSON object of non-negative integer counts")
+    from gancore.codes import codes_from_json
+    from gancore.interfaces import DataSpec
+
+    for key, parse in (("data_spec", DataSpec.from_json), ("codes", codes_from_json)):
+        if key in metadata:
+            try:
+                parse(metadata[key])
+            except ValueError as exc:
+                raise CheckpointError(f"{path}: {exc}") from None

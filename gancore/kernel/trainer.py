@@ -317,9 +317,24 @@ class Trainer:
         found = ck.list_checkpoints(self.ckpt_dir)
         if not found:
             raise CheckpointError(f"--resume: {self.ckpt_dir} holds no checkpoint")
-        path = found[-1][1]
-        self.state.restore(ck.read_checkpoint(path), seed=self.cfg.train.seed, rank=self.dist.rank,
-                           distributed=self.dist.enabled)
+        unusable: list[CheckpointError] = []
+        # the latest usable one: a damaged newer one is named and skipped (restore overwrites every part
+        # of the state, so a failed attempt leaves nothing behind for the next)
+        for _, path in reversed(found):
+            try:
+                ckpt = ck.read_checkpoint(path)
+                if ckpt.step > self.cfg.train.steps:
+                    raise ConfigError(f"train.steps: {self.cfg.train.steps} is below the step of the checkpoint it "
+                                      f"resumes ({ckpt.step}, {path}); pass --set train.steps=N with N >= {ckpt.step}")
+                self.state.restore(ckpt, seed=self.cfg.train.seed, rank=self.dist.rank,
+                                   distributed=self.dist.enabled)
+                break
+            except CheckpointError as exc:
+                unusable.append(exc)
+        else:
+            raise unusable[0]
+        if unusable:
+            self.echo(f"resume: {unusable[0]}; resuming from the older {path} instead")
         self.run_info.last_checkpoint = path
         self.run_info.resumed_from = self.state.step
         self.echo(f"resumed from {path} at step {self.state.step}")
