@@ -27,6 +27,7 @@ from gancore.interfaces import Batch, Networks, StepContext
 from gancore.kernel import checkpoint as ck
 from gancore.kernel.build import BuiltRun, build_run, ema_update, make_optimizer
 from gancore.kernel.distributed import from_env, per_network, wrap
+from gancore.kernel.lock import RunLock
 from gancore.kernel.phases import PhaseRunner, StepStats, Updater
 from gancore.kernel.precision import Precision, resolve_device, resolve_precision
 from gancore.kernel.run import Run
@@ -76,6 +77,17 @@ class Trainer:
         self.dist = from_env(cfg.train.device)
         if not self.dist.main:
             self.echo = _silent
+        self.lock = RunLock(self.run_dir)  # one training process per run directory, for the run's life
+        if self.dist.main:
+            self.lock.acquire()
+        try:
+            self._setup(resume)
+        except BaseException:
+            self.lock.release(remove_if_unused=True)  # a run that fails to start leaves nothing behind
+            raise
+
+    def _setup(self, resume: bool) -> None:
+        cfg, host = self.cfg, self.host
         self.device = resolve_device(cfg.train.device)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
@@ -238,6 +250,7 @@ class Trainer:
             self._hook("gancore_run_end", run_dir=str(self.run_dir), step=self.step, status=status)
             if self.dist.enabled and status == "completed":
                 self._end_distributed()
+            self.lock.release()
         return TrainResult(self.step, time.perf_counter() - started, self.run_info.last_checkpoint,
                            self.run_info.last_samples)
 
