@@ -149,3 +149,25 @@ def test_any_edit_of_the_metadata_loads_or_is_one_line(run, tmp_path_factory, ke
         load_model(HOST, where)
     except (CheckpointError, ConfigError) as exc:
         assert "\n" not in str(exc)
+
+
+def test_a_diverged_run_writes_no_checkpoint_of_nan_weights(tmp_path):
+    from gancore.errors import TrainingError
+
+    cfg = make_config(HOST, "dcgan", {**TINY, "train.steps": 20, "train.precision": "fp16",
+                                      "optim.generator.lr": 1e6, "optim.critic.lr": 1e6})
+    with pytest.raises(TrainingError, match="non-finite"):
+        train(HOST, cfg, tmp_path / "run")
+    from gancore.kernel.checkpoint import list_checkpoints, read_checkpoint
+
+    for _, path in list_checkpoints(tmp_path / "run" / "checkpoints"):  # whatever was written is finite
+        assert all(torch.isfinite(v).all() for v in read_checkpoint(path).tensors.values() if v.is_floating_point())
+
+
+def test_sampling_nan_weights_is_refused_in_one_line(run, tmp_path):
+    t, _ = read(run / "checkpoints" / "step_0000004.safetensors")
+    nan = {k: torch.full_like(v, float("nan")) for k, v in t.items() if k.startswith(("generator.", "ema."))
+           and v.is_floating_point() and "running" not in k}
+    where = edited(run, tmp_path / "run", tensors=nan)
+    result = CliRunner().invoke(cli, ["sample", str(where), "--n", "4", "--out", str(tmp_path / "x.png")])
+    assert result.exit_code == 2 and "NaN or infinite" in result.output and "Traceback" not in result.output

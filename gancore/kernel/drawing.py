@@ -54,7 +54,16 @@ def draw_samples(built: BuiltRun, n: int, *, rng: torch.Generator, ema: bool = T
             extra = {} if codes is None else {"codes": {k: v[i:i + chunk].to(built.device) for k, v in codes.items()}}
             out.append(variant.sample(gen, min(chunk, n - i), rng=rng, device=built.device,
                                       labels=part, **extra).float().cpu())
-    return torch.cat(out) if out else torch.empty(0)
+    return _finite(torch.cat(out)) if out else torch.empty(0)
+
+
+def _finite(x: Tensor) -> Tensor:
+    if not bool(torch.isfinite(x).all()):
+        from gancore.errors import CheckpointError
+
+        raise CheckpointError("the generator's outputs hold NaN or infinite values: these weights are not usable "
+                              "(resume or sample from an earlier checkpoint)")
+    return x
 
 
 def translate_chunks(built: BuiltRun, x: Tensor, direction: str, *, ema: bool = True,
@@ -67,4 +76,4 @@ def translate_chunks(built: BuiltRun, x: Tensor, direction: str, *, ema: bool = 
     with evaluating(translator) as gen:
         for i in range(0, len(x), chunk):
             out.append(built.variant.translate(gen, x[i:i + chunk].to(built.device), direction).float().cpu())
-    return torch.cat(out) if out else torch.empty(0)
+    return _finite(torch.cat(out)) if out else torch.empty(0)

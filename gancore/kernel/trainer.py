@@ -316,8 +316,10 @@ class Trainer:
         if not self.dist.main:  # the main process writes; the others know its path
             self.run_info.last_checkpoint = path
             return
+        tensors, meta = self.state.checkpoint(self.cfg.to_dict(), self.precision.name)
+        self._check_state_finite(tensors)
         try:
-            self.state.save(path, self.cfg.to_dict(), self.precision.name)
+            ck.write_atomic(tensors, meta, path)
         except WriteError as exc:
             good = self.run_info.last_checkpoint or "none written yet"
             raise WriteError(f"{exc}; training stopped at step {self.step}. Last good checkpoint: {good}") from None
@@ -325,6 +327,32 @@ class Trainer:
         for _, old in ck.list_checkpoints(self.ckpt_dir)[: -self.cfg.log.keep_checkpoints]:
             old.unlink()
         self._hook("gancore_checkpoint_saved", step=self.step, path=str(path))
+
+    def _check_state_finite(self, tensors: dict[str, torch.Tensor]) -> None:
+        """A checkpoint is written only when every weight, EMA weight and optimizer moment is finite
+        and a probe through the generator (the progress grid's preview on 2 inputs) is finite too:
+        the last good checkpoint really is good (fp16 at a huge rate can blow up the weights while
+        the losses of the interval stayed finite)."""
+        from gancore.kernel.drawing import evaluating
+
+        bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if not bad:
+            built, batch = self.built, self.run_info.preview_batch
+            gen = built.variant.translator(built.nets.replace(generator=built.generator()))
+            def head(t: torch.Tensor | None) -> torch.Tensor | None:
+                return None if t is None else t[:2]
+
+            probe = Batch(x=batch.x[:2], y=head(batch.y), x_b=head(batch.x_b), y_b=head(batch.y_b))
+            with evaluating(gen, seed=self.cfg.train.seed) as g:
+                out, _ = built.variant.preview(g, probe, 2, rng=torch.Generator(device=self.device).manual_seed(0),
+                                               device=self.device)
+            if not bool(torch.isfinite(out).all()):
+                bad = ["the generator's output on a probe batch"]
+        if bad:
+            good = self.run_info.last_checkpoint or "none written yet"
+            listed = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise TrainingError(f"non-finite values in {listed} at step {self.step}; no checkpoint written, "
+                                f"training stopped. Last good checkpoint: {good}")
 
     def _resume(self) -> None:
         found = ck.list_checkpoints(self.ckpt_dir)
