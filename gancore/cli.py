@@ -127,10 +127,11 @@ def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str |
         resume: bool, preset: str | None, dry_run: bool, nproc: int) -> None:
     """Train VARIANT (e.g. `gancore run dcgan`) and write a run directory: config.json,
     metrics.jsonl, samples/step_*.png and checkpoints/step_*.safetensors."""
-    from gancore.config import build_raw, preset_sets, resolve
+    from gancore.config import build_raw, check_variant_sets, preset_sets, resolve
 
     if resume and out is None:
         raise click.UsageError("--resume needs --out RUN_DIR")
+    check_variant_sets(variant, sets)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and out is None:
         raise click.UsageError("--out is required under torch.distributed (every process must name the same run)")
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1 and not dry_run:

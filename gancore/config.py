@@ -372,6 +372,19 @@ def preset_sets(host: PluginHost, variant: str, preset: str | None) -> list[str]
     return [f"{key}={json.dumps(value)}" for key, value in presets[preset].settings.items()]
 
 
+def check_variant_sets(variant: str, sets: list[str] | tuple[str, ...]) -> None:
+    """``--set variant.name=X`` (or ``variant=X``) naming another variant than the command's is a
+    conflict, not a silent switch."""
+    for assignment in sets:
+        key, _, text = assignment.partition("=")
+        if key.strip() in ("variant", "variant.name"):
+            value = parse_value(text)
+            name = value.get("name") if isinstance(value, dict) else value
+            if name is not None and name != variant:
+                raise ConfigError(f"--set {key.strip()}: {name!r} conflicts with the variant named on the command line "
+                                  f"({variant!r}); run `gancore run {name}` instead")
+
+
 def build_raw(
     variant: str | None,
     config_file: str | Path | None = None,

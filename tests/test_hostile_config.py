@@ -71,3 +71,14 @@ def test_the_issue_cases_in_files(tmp_path, text, suffix, message):
 def test_the_issue_cases_in_sets(assignment, message):
     with pytest.raises(ConfigError, match=message):
         resolve(HOST, build_raw("dcgan"), [assignment])
+
+
+def test_set_variant_name_to_another_variant_is_a_conflict():
+    from click.testing import CliRunner
+
+    from gancore.cli import cli
+
+    for assignment in ("variant.name=wgan", 'variant={"name": "wgan"}'):
+        result = CliRunner().invoke(cli, ["run", "dcgan", "--set", assignment, "--dry-run"])
+        assert result.exit_code == 2 and "conflicts with the variant named on the command line" in result.output
+    assert CliRunner().invoke(cli, ["run", "dcgan", "--set", "variant.name=dcgan", "--dry-run"]).exit_code == 0
