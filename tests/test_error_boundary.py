@@ -130,3 +130,11 @@ def test_translate_inputs_and_outputs_at_the_boundary(translator, tmp_path):
     for args, message in cases:
         result = CliRunner().invoke(cli, ["translate", str(translator), *args])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_an_eval_metric_for_another_task_fails_before_training(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["run", "dcgan", "--out", str(out), *TINY, "--set", "train.steps=2",
+                                      "--set", 'eval.metrics=[{"name": "preservation"}]', "--set", "eval.every=1"])
+    assert result.exit_code == 2 and "eval.metrics.0: metric 'preservation' applies to translate runs" in result.output
+    assert not out.exists()  # nothing left that neither a fresh run nor --resume would accept

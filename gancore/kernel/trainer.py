@@ -97,6 +97,7 @@ class Trainer:
         self.spec = data.spec
         self.built: BuiltRun = build_run(cfg, data.spec, self.device, data=None if resume else data)
         self.phases = self.built.variant.phases(cfg.train.n_critic)
+        self._check_eval_metrics()
         players = self.built.nets.names()
         unknown = sorted({p.player for p in self.phases} - set(players))
         if unknown:
@@ -168,6 +169,17 @@ class Trainer:
                 updated[name] = compiled(updated[name])
                 raw[name] = updated[name] if was_raw else compiled(raw[name])
         return {player: nets.replace(**{**raw, player: updated[player]}) for player in self.updaters}
+
+    def _check_eval_metrics(self) -> None:
+        """``eval.metrics`` that do not apply to this run's task are an error before training starts
+        (and before the run directory is written), not a warning at the first evaluation."""
+        from gancore.evaluation import task_of
+
+        task = task_of(self.built)
+        for i, (cls, _) in enumerate(self.cfg.eval_metrics):
+            if task not in cls.tasks:
+                raise ConfigError(f"eval.metrics.{i}: metric {cls.name!r} applies to {', '.join(cls.tasks)} runs, "
+                                  f"not to this {task} run")
 
     # -- run directory ---------------------------------------------------------------------
     def _check_dir(self, resume: bool) -> None:
