@@ -70,16 +70,22 @@ class GancoreGroup(click.Group):
         except GancoreError as exc:
             if _debug(ctx):
                 raise
-            click.echo(f"gancore: error: {exc}", err=True)
+            _report(f"gancore: error: {exc}")
             ctx.exit(exc.exit_code)
         except OSError as exc:
             if _debug(ctx):
                 raise
-            click.echo(f"gancore: error: {describe_os_error(exc)}", err=True)
+            _report(f"gancore: error: {describe_os_error(exc)}")
             ctx.exit(1 if _TRAINING[0] else 2)
         except KeyboardInterrupt:
             click.echo("gancore: interrupted", err=True)
             ctx.exit(130)
+
+
+def _report(line: str) -> None:
+    """One error line on stderr; under torch.distributed only rank 0 says it (every rank fails alike)."""
+    if int(os.environ.get("RANK", "0") or 0) == 0:
+        click.echo(line, err=True)
 
 
 _TRAINING = [False]

@@ -108,3 +108,16 @@ def test_cyclegan_networks_are_wrapped_one_by_one(tmp_path):
 def test_out_is_required_under_torchrun(tmp_path):
     result = CliRunner().invoke(cli, ["run", "dcgan"], env={"WORLD_SIZE": "2", "RANK": "0"})
     assert result.exit_code == 2 and "--out is required under torch.distributed" in result.output
+
+
+def test_a_failing_run_under_nproc_is_one_line_from_the_launcher(tmp_path):
+    (tmp_path / "empty").mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run([sys.executable, "-m", "gancore", "run", "dcgan", "--nproc", "2", "--out",
+                           str(tmp_path / "run"), "--set", "data.name=image-folder", "--set",
+                           f"data.path={tmp_path / 'empty'}"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"gancore: error: data.path: no images (.bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp) found in "
+        f"{tmp_path / 'empty'}"]

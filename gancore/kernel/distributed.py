@@ -111,8 +111,24 @@ def _ddp(module: nn.Module, device: torch.device) -> nn.Module:
 
 
 def launch(nproc: int, args: list[str]) -> int:
-    """Run ``python -m gancore run ARGS`` in ``nproc`` processes through torchrun (one machine)."""
-    from torch.distributed.run import main as torchrun
+    """Run ``python -m gancore run ARGS`` in ``nproc`` processes through torchrun (one machine).
 
-    torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "gancore", "run", *args])
+    A failing run is reported once, by rank 0 (the other ranks keep their error to themselves), and
+    the launcher exits with the failed process's code instead of printing torchrun's report."""
+    import sys
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    parsed = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "gancore", "run",
+                                           *args])
+    import logging
+
+    # torchrun's own lines about a failed child (SIGTERM sent, exit code, the report): rank 0 said it
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        run(parsed)
+    except ChildFailedError as exc:
+        _, failure = exc.get_first_failure()
+        sys.exit(failure.exitcode if isinstance(failure.exitcode, int) and failure.exitcode > 0 else 1)
     return 0
