@@ -204,7 +204,12 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
                     f"not supported (this gancore reads version {FORMAT_VERSION})"
                 )
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as exc:
+    except OSError as exc:  # permission, a folder in its place, ...: the plain reason, not "corrupt"
+        from gancore.errors import describe_os_error
+
+        reason = describe_os_error(exc).split(": ", 1)[-1]
+        raise CheckpointError(f"{path}: cannot read the checkpoint: {reason}") from None
+    except (SafetensorError, ValueError) as exc:
         raise CheckpointError(
             f"{path}: not a readable safetensors file (truncated or corrupt?): {exc}"
         ) from None
