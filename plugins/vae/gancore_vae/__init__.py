@@ -64,6 +64,12 @@ class VAEGANSettings(VAESettings):
                              "its batch.")
 
 
+#: Both variants' ``gpu`` preset (the VAE-GAN's critic gets the same width).
+GPU_DOC = "64x64 on one GPU: networks 64 wide, a 128-d latent, batch 128, 20,000 steps"
+GPU = {"data.image_size": 64, "variant.generator_width": 64, "variant.encoder_width": 64, "variant.latent_dim": 128,
+       "train.batch_size": 128, "train.steps": 20000, "log.sample_every": 1000, "log.checkpoint_every": 2000}
+
+
 def _check_images(name: str, kind: str, domains: int) -> None:
     if kind != "image" or domains != 1:
         raise ConfigError(f"data.name: {name} needs one domain of images (its encoder and decoder are "
@@ -100,12 +106,7 @@ class PlainVAE(_Autoencoding):
 
     name = "vae"
     Config = VAESettings
-    presets = {
-        "gpu": Preset("64x64 on one GPU: networks 64 wide, a 128-d latent, batch 128, 20,000 steps",
-                      {"data.image_size": 64, "variant.generator_width": 64, "variant.encoder_width": 64,
-                       "variant.latent_dim": 128, "train.batch_size": 128, "train.steps": 20000,
-                       "log.sample_every": 1000, "log.checkpoint_every": 2000}),
-    }
+    presets = {"gpu": Preset(GPU_DOC, GPU)}
 
     @classmethod
     def defaults(cls, config: Settings) -> dict[str, Any]:
@@ -134,12 +135,7 @@ class VAEGAN(_Autoencoding):
 
     name = "vaegan"
     Config = VAEGANSettings
-    presets = {
-        "gpu": Preset("64x64 on one GPU: networks 64 wide, a 128-d latent, batch 128, 20,000 steps",
-                      {"data.image_size": 64, "variant.generator_width": 64, "variant.encoder_width": 64,
-                       "variant.critic_width": 64, "variant.latent_dim": 128, "train.batch_size": 128,
-                       "train.steps": 20000, "log.sample_every": 1000, "log.checkpoint_every": 2000}),
-    }
+    presets = {"gpu": Preset(GPU_DOC, {**GPU, "variant.critic_width": 64})}
 
     @classmethod
     def defaults(cls, config: Settings) -> dict[str, Any]:
