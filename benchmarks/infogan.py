@@ -1,7 +1,7 @@
 """InfoGAN on the built-in digits: does the categorical code become the digit class, unsupervised?
 
-Trains ``gancore run infogan`` (its defaults: 10 categories, 2 continuous codes, 62 noise, the
-1,797 digits at 32x32, no labels seen) once per seed, then draws 1,000 samples, 100 with each
+Trains ``gancore run infogan`` (its defaults: 10 categories, 2 continuous codes, 16 noise, the
+1,797 digits at 16x16, no labels seen) once per seed, then draws 1,000 samples, 100 with each
 categorical code fixed (``--code K``'s path, the other codes and the noise drawn as in training),
 and lets the project's digit classifier (``digits-cnn-v1``, trained on real digits only) read them.
 The codes are matched to classes by the Hungarian assignment on that confusion matrix

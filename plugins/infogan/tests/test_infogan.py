@@ -34,7 +34,7 @@ class TestInfoGANContract(VariantContract):
 def test_defaults_are_the_papers():
     cfg = resolve(load_plugins(), build_raw("infogan"))
     v = cfg.variant
-    assert (v.categories, v.continuous, v.noise_dim, v.info_weight) == (10, 2, 62, 1.0)
+    assert (v.categories, v.continuous, v.noise_dim, v.info_weight) == (10, 2, 16, 1.0)
     assert cfg.optim.generator.lr == 1e-3 and cfg.optim.critic.lr == 2e-4
     assert cfg.optim.generator.betas == cfg.optim.critic.betas == (0.5, 0.999)
 
@@ -50,7 +50,7 @@ def run(tmp_path_factory):
 def test_codes_sit_beside_the_noise_and_reach_the_checkpoint(run):
     host, trainer, out = run
     g = trainer.built.nets.generator
-    assert g.latent_dim == 62 and g.sample_latent(3).shape == (3, 62)  # the noise alone
+    assert g.latent_dim == 16 and g.sample_latent(3).shape == (3, 16)  # the noise alone
     assert [(c.name, c.kind, c.size) for c in g.codes] == [("category", "categorical", 10), ("c1", "uniform", 1),
                                                            ("c2", "uniform", 1)]
     ckpt = next((out / "checkpoints").glob("*.safetensors"))
