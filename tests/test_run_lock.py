@@ -54,3 +54,13 @@ def test_a_run_that_fails_to_start_leaves_no_directory(tmp_path: Path):
     result = gancore("run", "dcgan", "--out", str(tmp_path / "never"), "--set", "data.name=image-folder",
                      "--set", f"data.path={tmp_path / 'missing'}")
     assert result.returncode == 2 and not (tmp_path / "never").exists()
+
+
+def test_a_resume_removes_the_temporary_files_of_a_killed_write(tmp_path: Path):
+    out = tmp_path / "run"
+    assert gancore("run", "dcgan", "--out", str(out), *TINY, "--set", "train.steps=2").returncode == 0
+    stale = [out / "checkpoints" / ".step_0000004.safetensors.tmp999999", out / ".metrics.jsonl.tmp999999"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    assert gancore("run", "dcgan", "--out", str(out), "--resume", *TINY, "--set", "train.steps=4").returncode == 0
+    assert not any(path.exists() for path in stale)

@@ -199,6 +199,10 @@ class Trainer:
         if self.dist.main:
             (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            # temporary files of a process killed mid-write (we hold the lock: no other writer is alive)
+            for folder in (self.run_dir, self.ckpt_dir):
+                for stale in folder.glob(".*.tmp*"):
+                    stale.unlink(missing_ok=True)
             ck.write_text_atomic(json.dumps(self.cfg.to_dict(), indent=2) + "\n", self.run_dir / "config.json")
 
     # -- the schedule ----------------------------------------------------------------------

@@ -141,3 +141,21 @@ def test_continuous_only_and_resume_exact(tmp_path):
     resumed = train(host, make_config(host, "infogan", {**over, "train.steps": 4}), tmp_path / "b", resume=True)
     a, b = weights(straight), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_trains_on_a_users_image_folder(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    host = load_plugins()
+    cfg = make_config(host, "infogan", {**SMALL, **TINY, "data.name": "image-folder", "data.path": str(folder)})
+    assert cfg.data.image_size == 16  # SMALL's; the 16 the variant sets is the digits' only
+    trainer = train(host, cfg, tmp_path / "run")
+    assert trainer.spec.shape == (3, 16, 16)
+    x, _ = draw(load_model(host, tmp_path / "run")[0], 4, codes={"category": torch.tensor([0, 1, 2, 3])})
+    assert x.shape == (4, 3, 16, 16) and torch.isfinite(x).all()

@@ -108,3 +108,21 @@ def test_misuse_is_one_line(tmp_path):
             train(host, make_config(host, name, {**VECTOR, **TINY, "data.name": "gaussian-ring"}), tmp_path / name)
     with pytest.raises(ConfigError, match="variant.recon_sigma"):
         resolve(host, build_raw("vae"), ["variant.recon_sigma=0"])
+
+
+def test_both_train_on_a_users_image_folder(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (24, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    host = load_plugins()
+    for name, extra in (("vae", {}), ("vaegan", {"variant.critic_width": 4})):
+        cfg = make_config(host, name, {**SMALL, **TINY, **extra, "data.name": "image-folder", "data.path": str(folder)})
+        trainer = train(host, cfg, tmp_path / name)
+        assert trainer.spec.shape == (3, 16, 16)
+        model, _ = load_model(host, tmp_path / name)
+        rec = translate_images(model, torch.zeros(2, 3, 16, 16), "a2b")
+        assert rec.shape == (2, 3, 16, 16) and torch.isfinite(rec).all()
