@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from gancore.errors import ConfigError, PluginError
 from gancore.interfaces import Settings
+from gancore.limits import MAX_DEPTH, check_depth
 from gancore.plugins import PluginHost
 from gancore.sections import (
     EvalSettings,
@@ -113,19 +114,6 @@ def load_file(path: str | Path) -> dict[str, Any]:
     except RecursionError:
         raise ConfigError(f"--config: {path} nests tables or lists deeper than {MAX_DEPTH} levels") from None
     raise ConfigError(f"--config: {path} must end in .toml or .json")
-
-
-#: How deep a config's tables and lists may nest (gancore's own go 4 deep).
-MAX_DEPTH = 32
-
-
-def check_depth(value: Any, where: str, depth: int = 0) -> None:
-    """A ConfigError naming ``where`` when ``value`` nests deeper than :data:`MAX_DEPTH`."""
-    if depth > MAX_DEPTH:
-        raise ConfigError(f"{where}: nests tables or lists deeper than {MAX_DEPTH} levels")
-    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    for child in children:
-        check_depth(child, where, depth + 1)
 
 
 def parse_value(text: str) -> Any:
