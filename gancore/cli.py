@@ -156,7 +156,13 @@ def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str |
         cfg_path = Path(out) / "config.json"  # type: ignore[arg-type]
         if not cfg_path.is_file():
             raise ConfigError(f"--resume: {out} holds no run to resume (no config.json)")
-        base = json.loads(cfg_path.read_text())
+        try:
+            base = json.loads(cfg_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise ConfigError(f"--resume: {cfg_path} is not valid JSON ({exc}); it holds the run's resolved "
+                              "config: repair it, or start a new run") from None
+        if not isinstance(base, dict):
+            raise ConfigError(f"--resume: {cfg_path} must hold a JSON object, got {type(base).__name__}")
     chosen = preset_sets(host(), variant, preset)
     cfg = resolve(host(), build_raw(variant, config_file, base=base, preset=chosen), sets)
     if chosen and os.environ.get("RANK", "0") == "0":

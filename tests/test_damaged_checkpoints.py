@@ -171,3 +171,33 @@ def test_sampling_nan_weights_is_refused_in_one_line(run, tmp_path):
     where = edited(run, tmp_path / "run", tensors=nan)
     result = CliRunner().invoke(cli, ["sample", str(where), "--n", "4", "--out", str(tmp_path / "x.png")])
     assert result.exit_code == 2 and "NaN or infinite" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("damage", ["torn", "binary", "list", "empty", "folder"])
+def test_a_damaged_metrics_log_never_blocks_resume(run, tmp_path, damage):
+    where = tmp_path / "run"
+    shutil.copytree(run, where)
+    log = where / "metrics.jsonl"
+    if damage == "torn":
+        log.write_text(log.read_text() + '{"step": 5, "critic/ad')
+    elif damage == "binary":
+        log.write_bytes(bytes(range(256)))
+    elif damage == "list":
+        log.write_text("[1, 2]\n")
+    elif damage == "empty":
+        log.write_text("")
+    else:
+        log.unlink()
+        log.mkdir()
+    result = CliRunner().invoke(cli, ["run", "dcgan", "--out", str(where), "--resume", "--set", "train.steps=6"])
+    assert result.exit_code == 0, result.output
+    assert (where / "checkpoints" / "step_0000006.safetensors").is_file()
+
+
+@pytest.mark.parametrize(("text", "message"), [("{bad", "is not valid JSON"), ("[1]", "must hold a JSON object")])
+def test_a_damaged_config_json_is_one_line_on_resume(run, tmp_path, text, message):
+    where = tmp_path / "run"
+    shutil.copytree(run, where)
+    (where / "config.json").write_text(text)
+    result = CliRunner().invoke(cli, ["run", "dcgan", "--out", str(where), "--resume", "--set", "train.steps=6"])
+    assert result.exit_code == 2 and f"config.json {message}" in result.output
