@@ -64,3 +64,31 @@ def test_a_resume_removes_the_temporary_files_of_a_killed_write(tmp_path: Path):
         path.write_bytes(b"half a file")
     assert gancore("run", "dcgan", "--out", str(out), "--resume", *TINY, "--set", "train.steps=4").returncode == 0
     assert not any(path.exists() for path in stale)
+
+
+def test_a_run_killed_at_random_moments_always_resumes(tmp_path: Path):
+    """SIGKILL at seeded random moments — during start-up, steps, metrics.jsonl appends and checkpoint
+    writes (every 2 steps, logging every step) — and each time `--resume` (or a fresh start while no
+    run exists yet) carries on; the end has one record per step and the last checkpoint."""
+    import random
+
+    out = tmp_path / "run"
+    args = [*TINY, "--set", "train.steps=200", "--set", "log.checkpoint_every=2", "--set", "log.every=1"]
+    rng = random.Random(7)
+    reached = []
+    for _ in range(4):
+        resume = ["--resume"] if (out / "config.json").exists() else []
+        proc = subprocess.Popen([sys.executable, "-m", "gancore", "run", "dcgan", "--out", str(out), *resume, *args],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+        time.sleep(rng.uniform(2.0, 6.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        found = list_checkpoints(out / "checkpoints")
+        reached.append(found[-1][0] if found else 0)
+    assert reached[-1] < 200, "every attempt finished before its kill: nothing was interrupted"
+    resume = ["--resume"] if (out / "config.json").exists() else []
+    final = gancore("run", "dcgan", "--out", str(out), *resume, *args)
+    assert final.returncode == 0, final.stderr[-2000:]
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 201))
+    assert list_checkpoints(out / "checkpoints")[-1][0] == 200

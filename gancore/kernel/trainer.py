@@ -93,6 +93,9 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
         self.precision = Precision(resolve_precision(cfg.train.precision, self.device), self.device)
         self._check_dir(resume)
+        # a run killed before its first checkpoint resumes from step 0 (a fresh start in its own directory)
+        from_scratch = resume and not ck.list_checkpoints(self.ckpt_dir)
+        resume = resume and not from_scratch
         data: TensorData = cfg.data_cls(cfg.data).load()
         self.spec = data.spec
         self.built: BuiltRun = build_run(cfg, data.spec, self.device, data=None if resume else data)
@@ -133,6 +136,9 @@ class Trainer:
                             echo=self.echo)
         if resume:
             self._resume()
+        elif from_scratch:
+            self.run_info.resumed_from = 0  # drops the killed attempt's records from metrics.jsonl
+            self.echo(f"resume: {self.ckpt_dir} holds no checkpoint yet; starting the run from step 0")
         self._make_dir()
         self.dist.barrier()
 
