@@ -201,3 +201,33 @@ def test_a_damaged_config_json_is_one_line_on_resume(run, tmp_path, text, messag
     (where / "config.json").write_text(text)
     result = CliRunner().invoke(cli, ["run", "dcgan", "--out", str(where), "--resume", "--set", "train.steps=6"])
     assert result.exit_code == 2 and f"config.json {message}" in result.output
+
+
+@pytest.mark.parametrize(("edit", "match"), [
+    ({"tensors": {"sampler.perm0": "shifted"}}, "'sampler.perm0' is not an order of the"),
+    ({"tensors": {"sampler.perm0": "float"}}, "'sampler.perm0' is not an order of the"),
+    ({"meta": {"sampler": '{"pos0": 99999999}'}}, "sampler.pos0 must be an integer in 0.."),
+    ({"meta": {"sampler": '{"pos0": "x"}'}}, "sampler.pos0 must be an integer"),
+    ({"tensors": {"sampler.rng": "zeros"}}, "'sampler.rng' is not a generator state"),
+    ({"tensors": {"rng.latent": "zeros"}}, "cannot restore the training state"),
+])
+def test_sampler_and_rng_state_out_of_range_or_of_the_wrong_dtype(run, tmp_path, edit, match):
+    t, _ = read(run / "checkpoints" / "step_0000004.safetensors")
+    make = {"shifted": lambda v: v + 10**6, "float": lambda v: v.float(), "zeros": lambda v: torch.zeros(3)}
+    tensors = {k: make[how](t[k]) for k, how in edit.get("tensors", {}).items()}
+    where = edited(run, tmp_path / "run", meta=edit.get("meta"), tensors=tensors)
+    (where / "checkpoints" / "step_0000002.safetensors").unlink()  # no older one to fall back to
+    result = CliRunner().invoke(cli, ["run", "dcgan", "--out", str(where), "--resume", "--set", "train.steps=6"])
+    assert result.exit_code == 2 and re.search(match, result.output), result.output
+
+
+def test_a_checkpoints_symlink_loop_is_one_line(run, tmp_path):
+    where = tmp_path / "run"
+    shutil.copytree(run, where)
+    shutil.rmtree(where / "checkpoints")
+    (where / "checkpoints").symlink_to(where / "checkpoints")
+    for args in (["sample", str(where), "--out", str(tmp_path / "x.png")],
+                 ["run", "dcgan", "--out", str(where), "--resume", "--set", "train.steps=6"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2 and "gancore: error:" in result.output, result.output
+        assert isinstance(result.exception, SystemExit)  # a one-line exit, not an escaped exception

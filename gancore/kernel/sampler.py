@@ -201,11 +201,21 @@ class BatchSampler:
 
     def restore(self, tensors: dict[str, Tensor], scalars: dict[str, int]) -> None:
         for i, stream in enumerate(self.streams):
-            if tensors[f"perm{i}"].numel() != stream.n:
+            perm, pos = tensors[f"perm{i}"], scalars[f"pos{i}"]
+            if perm.numel() != stream.n:
                 raise ValueError("the dataset size differs from the checkpointed run's")
-            stream.perm = tensors[f"perm{i}"].clone()
-            stream.pos = int(scalars[f"pos{i}"])
-        self.rng.set_state(tensors["rng"])
+            if perm.dtype != torch.int64 or perm.dim() != 1 or not torch.equal(perm.sort().values,
+                                                                              torch.arange(stream.n)):
+                raise ValueError(f"tensor 'sampler.perm{i}' is not an order of the {stream.n} samples "
+                                 f"({perm.dtype}, shape {list(perm.shape)})")
+            if not isinstance(pos, int) or isinstance(pos, bool) or not 0 <= pos <= stream.n:
+                raise ValueError(f"metadata sampler.pos{i} must be an integer in 0..{stream.n}, found {pos!r}")
+            stream.perm = perm.clone()
+            stream.pos = pos
+        rng = tensors["rng"]
+        if rng.dtype != torch.uint8 or rng.shape != self.rng.get_state().shape:
+            raise ValueError(f"tensor 'sampler.rng' is not a generator state ({rng.dtype}, shape {list(rng.shape)})")
+        self.rng.set_state(rng)
         if self._ahead is not None:
             self._ahead[1].result()
         self._ahead = None  # the batch gathered ahead belonged to the old position
