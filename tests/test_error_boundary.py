@@ -138,3 +138,18 @@ def test_an_eval_metric_for_another_task_fails_before_training(tmp_path):
                                       "--set", 'eval.metrics=[{"name": "preservation"}]', "--set", "eval.every=1"])
     assert result.exit_code == 2 and "eval.metrics.0: metric 'preservation' applies to translate runs" in result.output
     assert not out.exists()  # nothing left that neither a fresh run nor --resume would accept
+
+
+def test_a_decompression_bomb_is_one_line_and_the_limit_can_be_raised(translator, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.fromarray(np.zeros((1, 1), dtype=np.uint8)).resize((3000, 3000)).save(big)  # 9 MP, tiny on disk
+    args = ["translate", str(translator), "--input", str(big), "--out", str(tmp_path / "out.png")]
+    proc = gancore(*args, env={"GANCORE_MAX_IMAGE_PIXELS": "1000000"})
+    assert proc.returncode == 2 and "too large to decode safely" in one_line_error(proc)
+    assert "GANCORE_MAX_IMAGE_PIXELS" in proc.stderr
+    assert gancore(*args, env={"GANCORE_MAX_IMAGE_PIXELS": "20000000"}).returncode == 0
+    bad = gancore(*args, env={"GANCORE_MAX_IMAGE_PIXELS": "lots"})
+    assert bad.returncode == 2 and "GANCORE_MAX_IMAGE_PIXELS: expected a positive number" in one_line_error(bad)

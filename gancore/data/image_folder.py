@@ -31,6 +31,7 @@ def read_image(path: Path, size: int, channels: int, crop: int = 0,
     from PIL import Image, UnidentifiedImageError
 
     where = name or path
+    Image.MAX_IMAGE_PIXELS = max_image_pixels()
     try:
         with Image.open(path) as img:
             img.load()
@@ -52,9 +53,30 @@ def read_image(path: Path, size: int, channels: int, crop: int = 0,
             img = img.crop((left, top, left + side, top + side))
             img = img.resize((size, size), Image.Resampling.LANCZOS)
             arr = np.array(img, dtype=np.uint8)  # a writable copy (torch.from_numpy wants one)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ConfigError(f"data.path: {where} is too large to decode safely ({exc}); set {MAX_PIXELS_ENV}=N "
+                          f"(now {max_image_pixels():,}; Pillow refuses twice that) to raise it for images you "
+                          "trust") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ConfigError(f"data.path: cannot read image {where}: {exc}") from None
     return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+
+
+MAX_PIXELS_ENV = "GANCORE_MAX_IMAGE_PIXELS"
+#: Pillow's own limit (about 179 megapixels): an image past it is refused as a possible decompression bomb.
+DEFAULT_MAX_PIXELS = 178_956_970
+
+
+def max_image_pixels() -> int:
+    """The largest image (in pixels) gancore decodes: ``GANCORE_MAX_IMAGE_PIXELS`` or Pillow's default."""
+    import os
+
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{MAX_PIXELS_ENV}: expected a positive number of pixels, got {text!r}")
+    return int(text)
 
 
 def to_8bit(img: object, path: Path) -> object:
