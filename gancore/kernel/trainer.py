@@ -27,6 +27,7 @@ from gancore.interfaces import Batch, Networks, StepContext
 from gancore.kernel import checkpoint as ck
 from gancore.kernel.build import BuiltRun, build_run, ema_update, make_optimizer
 from gancore.kernel.distributed import from_env, per_network, wrap
+from gancore.kernel.drawing import nonfinite_state
 from gancore.kernel.lock import RunLock
 from gancore.kernel.phases import PhaseRunner, StepStats, Updater
 from gancore.kernel.precision import Precision, resolve_device, resolve_precision
@@ -351,25 +352,10 @@ class Trainer:
         self._hook("gancore_checkpoint_saved", step=self.step, path=str(path))
 
     def _check_state_finite(self, tensors: dict[str, torch.Tensor]) -> None:
-        """A checkpoint is written only when every weight, EMA weight and optimizer moment is finite
-        and a probe through the generator (the progress grid's preview on 2 inputs) is finite too:
-        the last good checkpoint really is good (fp16 at a huge rate can blow up the weights while
-        the losses of the interval stayed finite)."""
-        from gancore.kernel.drawing import evaluating
-
-        bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-        if not bad:
-            built, batch = self.built, self.run_info.preview_batch
-            gen = built.variant.translator(built.nets.replace(generator=built.generator()))
-            def head(t: torch.Tensor | None) -> torch.Tensor | None:
-                return None if t is None else t[:2]
-
-            probe = Batch(x=batch.x[:2], y=head(batch.y), x_b=head(batch.x_b), y_b=head(batch.y_b))
-            with evaluating(gen, seed=self.cfg.train.seed) as g:
-                out, _ = built.variant.preview(g, probe, 2, rng=torch.Generator(device=self.device).manual_seed(0),
-                                               device=self.device)
-            if not bool(torch.isfinite(out).all()):
-                bad = ["the generator's output on a probe batch"]
+        """A checkpoint is written only of a finite state (see :func:`nonfinite_state`): the last good
+        checkpoint really is good (fp16 at a huge rate can blow up the weights while the losses of
+        the interval stayed finite)."""
+        bad = nonfinite_state(tensors, self.built, self.run_info.preview_batch, self.device, self.cfg.train.seed)
         if bad:
             good = self.run_info.last_checkpoint or "none written yet"
             listed = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
