@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from gancore import __version__
-from gancore.errors import ConfigError, GancoreError, describe_os_error
+from gancore.errors import ConfigError, GancoreError, TrainingError, describe_os_error
 from gancore.plugins import PluginHost, load_plugins
 
 _host: PluginHost | None = None
@@ -62,9 +62,10 @@ class GancoreGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         """The error boundary: gancore's own errors and the file system's (``OSError``: permission,
-        disk full, not a folder, ...) become one line and an exit code (2, or 1 once training
-        started); ``--debug`` or ``GANCORE_DEBUG=1`` shows their tracebacks instead. Anything else
-        is a bug and keeps its traceback."""
+        disk full, not a folder, ...) become one line and an exit code (2; the run command turns one
+        raised once training started into a TrainingError, exit 1); ``--debug`` or
+        ``GANCORE_DEBUG=1`` shows their tracebacks instead. Anything else is a bug and keeps its
+        traceback."""
         try:
             return super().invoke(ctx)
         except GancoreError as exc:
@@ -76,7 +77,7 @@ class GancoreGroup(click.Group):
             if _debug(ctx):
                 raise
             _report(f"gancore: error: {describe_os_error(exc)}")
-            ctx.exit(1 if _TRAINING[0] else 2)
+            ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("gancore: interrupted", err=True)
             ctx.exit(130)
@@ -86,10 +87,6 @@ def _report(line: str) -> None:
     """One error line on stderr; under torch.distributed only rank 0 says it (every rank fails alike)."""
     if int(os.environ.get("RANK", "0") or 0) == 0:
         click.echo(line, err=True)
-
-
-_TRAINING = [False]
-"""Set once a command has started training: a failure after that exits 1, not 2."""
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -104,7 +101,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Train, sample and inspect GANs. Variants, losses, regularizers and data sources are
     plugins: `gancore plugins` lists what is installed."""
     ctx.obj = {"debug": debug}
-    _TRAINING[0] = False
 
 
 # -- run ---------------------------------------------------------------------------------------
@@ -174,8 +170,10 @@ def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str |
 
     run_dir = Path(out) if out else Path("runs") / f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}"
     trainer = Trainer(host(), cfg, run_dir, resume=resume, echo=lambda m: click.echo(m, err=True))
-    _TRAINING[0] = True
-    result = trainer.run()
+    try:
+        result = trainer.run()
+    except OSError as exc:  # once training started: exit 1, like every failure after that point
+        raise TrainingError(f"{describe_os_error(exc)}; training stopped at step {trainer.step}") from None
     if os.environ.get("RANK", "0") != "0":
         return
     click.echo(

@@ -7,6 +7,7 @@ keeps its traceback.
 from __future__ import annotations
 
 import errno
+import os
 
 
 class GancoreError(Exception):
@@ -56,16 +57,19 @@ _REASONS = {
 }
 
 
-def describe_os_error(exc: OSError) -> str:
-    """An OSError as one plain line: the path(s) and what is wrong with them."""
+def os_error_reason(exc: OSError) -> str:
+    """What is wrong, in plain words (permission denied, disk full, a file where a folder should be, ...)."""
     reason = _REASONS.get(exc.errno or -1) or exc.strerror or str(exc)
     if exc.errno == errno.EEXIST and exc.filename is not None:
-        import os
-
         if os.path.lexists(exc.filename) and not os.path.isdir(exc.filename):
             reason = "is a file, not a folder"  # mkdir(exist_ok=True) on a path that is a file
+    return reason
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An OSError as one plain line: the path(s) and what is wrong with them."""
     paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
-    return f"{' -> '.join(paths)}: {reason}" if paths else reason
+    return f"{' -> '.join(paths)}: {os_error_reason(exc)}" if paths else os_error_reason(exc)
 
 
 class WriteError(GancoreError):

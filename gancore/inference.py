@@ -65,12 +65,7 @@ def sample_codes(model: BuiltRun, n: int, code: int | None) -> dict[str, Tensor]
 
 def check_codes(ckpt: Checkpoint, built: BuiltRun) -> None:
     """The codes the checkpoint recorded (metadata ``codes``) are the ones the rebuilt generator takes."""
-    recorded: tuple = ()
-    if "codes" in ckpt.metadata:
-        try:
-            recorded = codes_from_json(ckpt.metadata["codes"])
-        except ValueError as exc:
-            raise CheckpointError(f"{ckpt.path}: {exc}") from None
+    recorded = codes_from_json(ckpt.metadata["codes"]) if "codes" in ckpt.metadata else ()  # checked when read
     built_codes = codes_of(built.nets.generator)
     if recorded != built_codes:
         names = ", ".join(c.name for c in built_codes) or "none"

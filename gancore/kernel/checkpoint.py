@@ -59,7 +59,7 @@ def write_atomic(tensors: dict[str, Tensor], metadata: dict[str, str], path: Pat
     and raises :class:`~gancore.errors.WriteError` naming the file and the reason."""
     from safetensors import SafetensorError
 
-    from gancore.errors import WriteError, describe_os_error
+    from gancore.errors import WriteError, os_error_reason
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # per process: never two writers on one file
@@ -69,7 +69,7 @@ def write_atomic(tensors: dict[str, Tensor], metadata: dict[str, str], path: Pat
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        raise WriteError(f"cannot write {path}: {describe_os_error(exc).split(': ', 1)[-1]}") from None
+        raise WriteError(f"cannot write {path}: {os_error_reason(exc)}") from None
     except SafetensorError as exc:  # safetensors reports a failed write (EFBIG, ENOSPC) as its own error
         text = str(exc)
         reason = ("the disk is full or a file size limit was reached" if "too large" in text.lower()
@@ -205,10 +205,9 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
                 )
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
     except OSError as exc:  # permission, a folder in its place, ...: the plain reason, not "corrupt"
-        from gancore.errors import describe_os_error
+        from gancore.errors import os_error_reason
 
-        reason = describe_os_error(exc).split(": ", 1)[-1]
-        raise CheckpointError(f"{path}: cannot read the checkpoint: {reason}") from None
+        raise CheckpointError(f"{path}: cannot read the checkpoint: {os_error_reason(exc)}") from None
     except (SafetensorError, ValueError) as exc:
         raise CheckpointError(
             f"{path}: not a readable safetensors file (truncated or corrupt?): {exc}"

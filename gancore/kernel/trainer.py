@@ -363,9 +363,7 @@ class Trainer:
                                 f"training stopped. Last good checkpoint: {good}")
 
     def _resume(self) -> None:
-        found = ck.list_checkpoints(self.ckpt_dir)
-        if not found:
-            raise CheckpointError(f"--resume: {self.ckpt_dir} holds no checkpoint")
+        found = ck.list_checkpoints(self.ckpt_dir)  # not empty: a resume without one starts from step 0
         unusable: list[CheckpointError] = []
         # the latest usable one: a damaged newer one is named and skipped (restore overwrites every part
         # of the state, so a failed attempt leaves nothing behind for the next)

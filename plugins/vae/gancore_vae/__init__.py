@@ -164,16 +164,16 @@ class VAEGAN(_Autoencoding):
             target = critic.features(x)
         return 0.5 * (critic.features(recon).float() - target.float()).pow(2).flatten(1).sum(1).mean()
 
-    def _fakes(self, nets: Networks, x: Tensor, ctx: StepContext) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(reconstructions, prior samples, mu, log sigma^2) for the batch ``x``."""
+    def _fakes(self, nets: Networks, x: Tensor, ctx: StepContext) -> tuple[Tensor, Tensor]:
+        """(reconstructions, prior samples) for the batch ``x``."""
         mu, logvar = nets.get("encoder")(x)
         z = reparameterize(mu, logvar, ctx.rng).to(x.dtype)
-        return nets.generator(z), nets.generator(ctx.latent(nets.generator, len(x))), mu, logvar
+        return nets.generator(z), nets.generator(ctx.latent(nets.generator, len(x)))
 
     def critic_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         d, x = nets.critic, batch.x
         with torch.no_grad():
-            recon, prior, _, _ = self._fakes(nets, x, ctx)
+            recon, prior = self._fakes(nets, x, ctx)
         real = d(x)
         adv = 0.5 * (self.loss.critic_loss(real, d(recon)) + self.loss.critic_loss(real, d(prior)))
         return StepOutput(terms={"adv": adv}, stats={"real": real.detach().float().mean()},
@@ -188,7 +188,7 @@ class VAEGAN(_Autoencoding):
 
     def generator_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         d, x = nets.critic, batch.x
-        recon, prior, _, _ = self._fakes(nets, x, ctx)
+        recon, prior = self._fakes(nets, x, ctx)
         real = d(x) if self.loss.generator_uses_real else None
         adv = 0.5 * (self.loss.generator_loss(d(recon), real) + self.loss.generator_loss(d(prior), real))
         terms = {"adv": adv}

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from gancore import Generator
-from gancore.nets import DCGANCritic, DCGANGenerator, image_levels
+from gancore.nets import DCGANCritic, DCGANGenerator
 
 
 class Encoder(nn.Module):
@@ -14,9 +14,9 @@ class Encoder(nn.Module):
 
     def __init__(self, channels: int, image_size: int, width: int, latent_dim: int, norm: str = "batch") -> None:
         super().__init__()
-        self.conv = DCGANCritic(channels, image_size, width, norm=norm).features
-        feature_dim = width * 2 ** (image_levels(image_size) - 1) * 16
-        self.out = nn.Linear(feature_dim, 2 * latent_dim)
+        stack = DCGANCritic(channels, image_size, width, norm=norm)
+        self.conv = stack.features  # its convolutions only: the critic's scoring head is not kept
+        self.out = nn.Linear(stack.feature_dim, 2 * latent_dim)
         nn.init.normal_(self.out.weight, 0.0, 0.02)
         nn.init.zeros_(self.out.bias)
 
