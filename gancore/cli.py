@@ -195,6 +195,9 @@ def plugins() -> None:
             line += f"  [{provides}]"
         if rec.error:
             line += f"\n{'':<21} error: {rec.error}"
+        if rec.heavy_imports:
+            line += (f"\n{'':<21} note: imports {', '.join(rec.heavy_imports)} when loaded, which slows every "
+                     "gancore command (docs/plugins.md: importing torch lazily)")
         click.echo(line)
 
 

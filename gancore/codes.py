@@ -17,10 +17,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-from torch import Tensor, nn
+from gancore.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
 
 __all__ = ["Code", "codes_from_json", "codes_of", "codes_to_json", "draw_codes", "first_categorical"]
 
@@ -62,7 +67,7 @@ class Code:
     def encode(self, value: Tensor, dtype: torch.dtype) -> Tensor:
         """The code as generator input ``[n, size]``: one-hot for a categorical code."""
         if self.kind == "categorical":
-            return nn.functional.one_hot(value.long(), self.size).to(dtype)
+            return F.one_hot(value.long(), self.size).to(dtype)
         return value.to(dtype)
 
     def check(self, value: Tensor, n: int, what: str) -> Tensor:

@@ -8,14 +8,16 @@ networks and defaults.
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from gancore.interfaces import Batch, DataSpec, Networks, PenaltyInput, StepContext, StepOutput
-from gancore.nets import DCGANCritic, DCGANGenerator, MLPCritic, MLPGenerator
-from gancore.nets.dcgan import Norm
+from gancore.lazy import lazy_module
 from gancore.variant import Variant
+
+if TYPE_CHECKING:
+    from gancore.nets.dcgan import Norm
+
+torch = lazy_module("torch")
 
 __all__ = ["NoiseGame", "dcgan_defaults", "standard_players"]
 
@@ -45,6 +47,8 @@ def standard_players(
     ``latent_dim`` None means 100 for images (DCGAN's) and 2 for vectors: on the 2-D mixtures a
     2-d noise reaches all modes with sharper samples (WGAN-GP's toy setting).
     """
+    from gancore.nets import DCGANCritic, DCGANGenerator, MLPCritic, MLPGenerator
+
     if spec.kind == "vector":
         dim = spec.shape[0]
         return Networks(generator=MLPGenerator(latent_dim or 2, dim, mlp_hidden, mlp_layers),

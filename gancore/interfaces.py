@@ -12,13 +12,15 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor, nn
 
-from gancore.codes import Code
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
+
+    from gancore.modules import Critic, Generator
 
 
 class Settings(BaseModel):
@@ -50,42 +52,6 @@ class Configurable:
 
     def __init__(self, config: Settings | None = None) -> None:
         self.config = config if config is not None else self.Config()
-
-
-class Generator(nn.Module, ABC):
-    """A generator network: ``forward(z_or_x, y=None)`` returns samples in data space.
-
-    Noise-driven generators set ``latent_dim`` and may override :meth:`sample_latent`. A generator
-    that takes structured codes beside the noise (InfoGAN's) lists them in ``codes`` and takes them
-    as ``forward(z, y=None, codes=None)`` (see :mod:`gancore.codes`).
-    """
-
-    latent_dim: int = 0
-    codes: tuple[Code, ...] = ()
-    """The named codes :meth:`forward` takes beside the noise; the kernel draws them per batch."""
-
-    @abstractmethod
-    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        """Map latent codes (or source-domain inputs) ``z`` and optional labels ``y`` to samples."""
-
-    def sample_latent(
-        self, n: int, *, generator: torch.Generator | None = None, device: Any = None
-    ) -> Tensor:
-        """Draw ``n`` latent codes; by default standard normal of shape ``[n, latent_dim]``."""
-        if self.latent_dim <= 0:
-            raise NotImplementedError(f"{type(self).__name__} takes no latent codes")
-        return torch.randn(n, self.latent_dim, generator=generator, device=device)
-
-
-class Critic(nn.Module, ABC):
-    """A critic (discriminator) network: ``forward(x, y=None)``.
-
-    Returns scores ``[N]``, embeddings ``[N, D]`` or patch scores ``[N, 1, h, w]``.
-    """
-
-    @abstractmethod
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """Score the samples ``x`` (with optional labels ``y``)."""
 
 
 class Loss(Configurable, ABC):
@@ -166,7 +132,7 @@ class Regularizer(Configurable, ABC):
         """Constrain the critic after each of its optimizer steps."""
 
 
-GradFn = Callable[[Tensor, Tensor], Tensor]
+GradFn = Callable[["Tensor", "Tensor"], "Tensor"]
 
 
 @dataclass
@@ -330,6 +296,15 @@ class DataSpec:
 
 # The variant interface lives in gancore.variant; these names stay importable from here.
 from gancore.variant import InitReport, Phase, Preset, Variant  # noqa: E402
+
+
+def __getattr__(name: str) -> Any:
+    """``Generator`` and ``Critic`` (``nn.Module`` subclasses, so they need torch) load on first use."""
+    if name in ("Generator", "Critic"):
+        from gancore import modules
+
+        return getattr(modules, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "Batch", "Configurable", "Critic", "DataSpec", "GradFn", "Generator", "InitReport", "Loss", "Networks",

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from gancore.errors import ConfigError
+from gancore.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy_module("torch")
 
 
 def check_labels(labels: Tensor, num_classes: int, key: str = "labels") -> Tensor:

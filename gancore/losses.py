@@ -6,13 +6,19 @@ sigmoid-based ones use the log-sum-exp forms (``softplus``), never ``sigmoid`` +
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
+
 from pydantic import Field
-from torch import Tensor
 
 from gancore.errors import ConfigError
 from gancore.interfaces import Loss, Settings
+from gancore.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
 
 
 class NonSaturatingSettings(Settings):
@@ -107,7 +113,7 @@ def squared_distance(a: Tensor, b: Tensor | float) -> Tensor:
 
     Scores of shape ``[N]`` are treated as vectors of length 1.
     """
-    diff = a.float() - (b.float() if isinstance(b, Tensor) else b)
+    diff = a.float() - (b.float() if isinstance(b, torch.Tensor) else b)
     return diff.pow(2).reshape(diff.shape[0], -1).sum(1)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib.metadata as md
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -39,6 +40,12 @@ class PluginRecord:
     """``ok``, ``broken`` or ``disabled``."""
     error: str = ""
     provides: dict[str, list[str]] = field(default_factory=dict)
+    heavy_imports: list[str] = field(default_factory=list)
+    """Slow modules (torch, scikit-learn) that loading this plugin imported: every command pays for them."""
+
+
+#: Modules whose import takes a large part of a second: no plugin should import them when loaded.
+HEAVY_MODULES = ("torch", "sklearn", "scipy", "torchvision")
 
 
 class DuplicateNameError(PluginError):
@@ -271,11 +278,13 @@ def load_plugins(
         if name in disabled:
             record.status = "disabled"
             continue
+        before = [m for m in HEAVY_MODULES if m not in sys.modules]
         try:
             plugin = obj.load() if isinstance(obj, md.EntryPoint) else obj
             pm.register(plugin, name=name)
         except Exception as exc:  # one broken plugin must not take the tool down
             record.status, record.error = "broken", _describe(exc)
+        record.heavy_imports = [m for m in before if m in sys.modules]
     _reject_unknown_hooks(host)
     _fill_registries(host)
     return host

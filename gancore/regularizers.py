@@ -7,12 +7,19 @@ norms are computed in float32, per sample, over every non-batch dimension.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
+
 from pydantic import Field
-from torch import Tensor, nn
 
 from gancore.interfaces import GradFn, PenaltyInput, PenaltySettings, Regularizer, Settings
+from gancore.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
+nn = lazy_module("torch.nn")
 
 
 def per_sample_norm(grad: Tensor) -> Tensor:
@@ -101,12 +108,12 @@ class WeightClip(Regularizer):
     name = "weight-clip"
     Config = WeightClipSettings
 
-    @torch.no_grad()
     def after_step(self, critic: nn.Module) -> None:
         c = self.config.clip
         params = [p for p in critic.parameters() if p.requires_grad]
-        torch._foreach_clamp_min_(params, -c)
-        torch._foreach_clamp_max_(params, c)
+        with torch.no_grad():
+            torch._foreach_clamp_min_(params, -c)
+            torch._foreach_clamp_max_(params, c)
 
 
 class SpectralNormSettings(Settings):

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-from torch import Tensor, nn
-
 from gancore.interfaces import Batch, DataSpec, Loss, Networks, NoSettings, Settings, StepContext, StepOutput
 
 if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
+
     from gancore.data import TensorData
 
 StepFn = Callable[[Networks, Batch, StepContext], StepOutput]

@@ -13,13 +13,13 @@ from torch import nn
 
 from gancore.translation.orient import (
     Orientation,
-    Oriented,
     apply_orientation,
     edge_features,
     find_orientation,
     orientation_matrix,
     quarter_turn,
 )
+from gancore.translation.oriented import Oriented
 from gancore.translation.sources import DigitsPair
 
 

@@ -12,13 +12,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-import torch
 from pydantic import Field, model_validator
-from torch import Tensor
 
 from gancore.interfaces import Configurable, DataSpec, Settings
+from gancore.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy_module("torch")
 
 
 @dataclass
@@ -64,7 +68,7 @@ class TensorData:
         """``t`` as float32 in [-1, 1]: uint8 pixels are decoded, anything else is returned as is."""
         if t is None or t.dtype != torch.uint8:
             return t
-        if not isinstance(t, Tensor):  # rows decoded from files (FileRows): all of them
+        if not isinstance(t, torch.Tensor):  # rows decoded from files (FileRows): all of them
             t = t[:]
         return t.float().div_(127.5).sub_(1.0)
 

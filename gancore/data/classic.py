@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from gancore.data import DataSource, ImageSettings, TensorData
 from gancore.errors import ConfigError
+from gancore.lazy import lazy_module
+
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
 
 
 class IDXSettings(ImageSettings):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from gancore.data import DataSource, ImageSettings, TensorData
+from gancore.lazy import lazy_module
+
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
 
 
 class DigitsSettings(ImageSettings):

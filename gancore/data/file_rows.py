@@ -12,10 +12,12 @@ import multiprocessing
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from pydantic import Field
 
 from gancore.data import DecodePlan, ImageSettings, TensorData
+from gancore.lazy import lazy_module
+
+torch = lazy_module("torch")
 
 
 def _decode(args: tuple[Any, Any]) -> np.ndarray:
@@ -25,8 +27,6 @@ def _decode(args: tuple[Any, Any]) -> np.ndarray:
 
 class FileRows:
     """uint8 rows decoded from ``plan``'s files when indexed (``workers`` processes for batches)."""
-
-    dtype = torch.uint8
 
     def __init__(self, plan: DecodePlan, workers: int = 2) -> None:
         self.plan = plan
@@ -45,6 +45,10 @@ class FileRows:
 
     def element_size(self) -> int:
         return 1
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.uint8
 
     @property
     def device(self) -> torch.device:

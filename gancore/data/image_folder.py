@@ -6,12 +6,14 @@ import functools
 from pathlib import Path
 
 import numpy as np
-import torch
 from pydantic import Field
 
 from gancore.data import CropSettings, DataSource, DecodePlan, TensorData
 from gancore.data.file_rows import FileImageSettings, plan_data
 from gancore.errors import ConfigError
+from gancore.lazy import lazy_module
+
+torch = lazy_module("torch")
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 

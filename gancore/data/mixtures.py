@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 
-import torch
 from pydantic import Field
 
 from gancore.data import DataSource, TensorData
 from gancore.interfaces import Settings
+from gancore.lazy import lazy_module
+
+torch = lazy_module("torch")
 
 
 class MixtureSettings(Settings):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import torch
 from pydantic import Field
 
 from gancore.data import DataSource, TensorData
 from gancore.data.pack import open_pack
 from gancore.errors import ConfigError
 from gancore.interfaces import Settings
+from gancore.lazy import lazy_module
+
+torch = lazy_module("torch")
 
 
 class PackSettings(Settings):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from gancore import hookimpl
-from gancore.kernel.checkpoint import write_text_atomic
-from gancore.kernel.run import Run
+from gancore.kernel.files import write_text_atomic
 from gancore.variant import InitReport
+
+if TYPE_CHECKING:
+    from gancore.kernel.run import Run
 
 
 class InitReportWriter:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gancore import hookimpl
-from gancore.kernel.checkpoint import write_text_atomic
-from gancore.kernel.run import Run
+from gancore.kernel.files import write_text_atomic
+
+if TYPE_CHECKING:
+    from gancore.kernel.run import Run
 
 
 class MetricsLog:

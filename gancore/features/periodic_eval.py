@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gancore import hookimpl
-from gancore.kernel.run import Run
+
+if TYPE_CHECKING:
+    from gancore.kernel.run import Run
+
 
 KEY = "gancore.periodic-eval"
 

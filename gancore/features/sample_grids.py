@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from gancore import hookimpl
-from gancore.kernel.drawing import evaluating
-from gancore.kernel.run import Run
-from gancore.visualize import save_samples
+
+if TYPE_CHECKING:
+    from gancore.kernel.run import Run
+
 
 SAMPLE_SEED_OFFSET = 7919  # sample grids use their own noise, never the training stream
 
@@ -21,6 +22,11 @@ class SampleGrids:
     def gancore_step_end(self, run: Run) -> None:
         if not run.due(run.config.log.sample_every):
             return
+        import torch
+
+        from gancore.kernel.drawing import evaluating
+        from gancore.visualize import save_samples
+
         cfg = run.config
         rng = torch.Generator(device=run.device).manual_seed(cfg.train.seed + SAMPLE_SEED_OFFSET)
         n = cfg.log.samples if run.spec.kind == "image" else cfg.log.scatter_points

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gancore import hookimpl
 from gancore.errors import ConfigError
-from gancore.kernel.run import Run
+
+if TYPE_CHECKING:
+    from gancore.kernel.run import Run
+
 
 KEY = "gancore.tensorboard"
 

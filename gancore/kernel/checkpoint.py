@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from gancore.errors import CheckpointError
+from gancore.kernel.files import write_text_atomic  # noqa: F401 (the kernel writes through ck.write_text_atomic)
 
 FORMAT = "gancore.checkpoint"
 FORMAT_VERSION = "1"
@@ -80,12 +81,6 @@ def write_atomic(tensors: dict[str, Tensor], metadata: dict[str, str], path: Pat
             tmp.unlink()
         except FileNotFoundError:
             pass
-
-
-def write_text_atomic(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # per process: never two writers on one file
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def module_tensors(prefix: str, module: nn.Module) -> dict[str, Tensor]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
-
 from gancore.errors import ConfigError
+from gancore.lazy import lazy_module
 from gancore.metrics import Metric
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy_module("torch")
 
 if TYPE_CHECKING:
     from gancore.evaluation import EvalContext

@@ -6,15 +6,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch.nn.functional as F
 from pydantic import Field
-from torch import Tensor
 
 from gancore.errors import ConfigError
 from gancore.interfaces import Settings
+from gancore.lazy import lazy_module
 from gancore.metrics import Metric
-from gancore.metrics.extractors import get_extractor
-from gancore.metrics.stats import frechet_of_features, inception_score, kernel_inception_distance
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+F = lazy_module("torch.nn.functional")
+extractors = lazy_module("gancore.metrics.extractors")
+stats = lazy_module("gancore.metrics.stats")  # scipy
 
 if TYPE_CHECKING:
     from gancore.evaluation import EvalContext
@@ -37,7 +41,7 @@ class ExtractorSettings(Settings):
 
 
 def _extracted(ctx: EvalContext, c: ExtractorSettings) -> tuple[Any, Tensor, Tensor, Tensor, Tensor, dict]:
-    ex = get_extractor(c.extractor, c.weights)
+    ex = extractors.get_extractor(c.extractor, c.weights)
     fake, real, split = ctx.images(c.real_split)
     f_fake, p_fake = ctx.extract(ex, f"fake-{ctx.task}-{split}", fake)
     f_real, p_real = ctx.extract(ex, f"real-{split}", real)
@@ -57,7 +61,7 @@ class FID(Metric):
 
     def compute(self, ctx: EvalContext) -> dict[str, Any]:
         _, f_fake, _, f_real, _, prov = _extracted(ctx, self.config)
-        return {"fid": frechet_of_features(f_fake, f_real), **prov}
+        return {"fid": stats.frechet_of_features(f_fake, f_real), **prov}
 
 
 class KIDSettings(ExtractorSettings):
@@ -78,7 +82,7 @@ class KID(Metric):
         c = self.config
         _, f_fake, _, f_real, _, prov = _extracted(ctx, c)
         size = min(c.subset_size, len(f_fake), len(f_real))
-        mean, std = kernel_inception_distance(f_fake, f_real, subsets=c.subsets, subset_size=size, seed=ctx.seed)
+        mean, std = stats.kernel_inception_distance(f_fake, f_real, subsets=c.subsets, subset_size=size, seed=ctx.seed)
         return {"kid": mean, "kid_std": std, **prov, "subsets": c.subsets, "subset_size": size}
 
 
@@ -96,8 +100,8 @@ class InceptionScore(Metric):
 
     def compute(self, ctx: EvalContext) -> dict[str, Any]:
         _, _, p_fake, _, p_real, prov = _extracted(ctx, self.config)
-        mean, std = inception_score(p_fake, self.config.splits)
-        real_mean, _ = inception_score(p_real, self.config.splits)
+        mean, std = stats.inception_score(p_fake, self.config.splits)
+        real_mean, _ = stats.inception_score(p_real, self.config.splits)
         return {"inception_score": mean, "inception_score_std": std, "inception_score_real": real_mean,
                 **prov, "splits": self.config.splits}
 
@@ -114,7 +118,7 @@ class LabelAccuracy(Metric):
 
     def compute(self, ctx: EvalContext) -> dict[str, Any]:
         c = self.config
-        ex = get_extractor(c.extractor, c.weights)
+        ex = extractors.get_extractor(c.extractor, c.weights)
         if ex.num_classes != ctx.spec.num_classes:
             raise ConfigError(f"label-accuracy.extractor: {ex.name} knows {ex.num_classes} classes, the data "
                               f"has {ctx.spec.num_classes}")

@@ -8,7 +8,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from gancore.errors import ConfigError
-from gancore.interfaces import Critic, Generator
+from gancore.modules import Critic, Generator
 from gancore.nets.attention import SelfAttention
 
 Norm = Literal["batch", "layer", "instance", "none"]

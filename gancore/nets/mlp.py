@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from gancore.interfaces import Critic, Generator
+from gancore.modules import Critic, Generator
 
 
 def _stack(sizes: list[int], act: type[nn.Module] | nn.Module) -> list[nn.Module]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from gancore.interfaces import Critic, Generator
+from gancore.modules import Critic, Generator
 from gancore.nets.dcgan import Norm, norm_layer
 
 

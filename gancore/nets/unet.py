@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from gancore.errors import ConfigError
-from gancore.interfaces import Generator
+from gancore.modules import Generator
 from gancore.nets.attention import SelfAttention
 from gancore.nets.dcgan import Norm, norm_layer
 

@@ -13,16 +13,26 @@ search that aligns the domains before unpaired training, and the translation met
 
 from __future__ import annotations
 
+from typing import Any
+
 from gancore.translation.metrics import TRANSLATION_METRICS, Preservation, Reconstruction
 from gancore.translation.orient import (
     Orientation,
-    Oriented,
     OrientMode,
     find_orientation,
     orient_generators,
     orientation_setting,
 )
 from gancore.translation.sources import DigitsPair, DigitsRestore, Paired, Unpaired, gaussian_blur, restyle
+
+
+def __getattr__(name: str) -> Any:
+    """:class:`Oriented` (an ``nn.Module`` subclass, so it needs torch) loads on first use."""
+    if name == "Oriented":
+        from gancore.translation.oriented import Oriented
+
+        return Oriented
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "TRANSLATION_METRICS",

@@ -21,15 +21,19 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field
-from torch import Tensor, nn
 
+from gancore.lazy import lazy_module
 from gancore.variant import InitReport
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from gancore.data import TensorData
+    from gancore.translation.oriented import Oriented
+
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
 
 #: Images drawn from each domain for the search.
 SAMPLES = 256
@@ -175,47 +179,6 @@ def find_orientation(a: Tensor, b: Tensor, *, seed: int = 0, samples: int = SAMP
     if (angle, mirror) == (0.0, False) or identity - best < max(min_gain * identity, floor):
         return Orientation(0.0, False, identity, identity)
     return Orientation(float(angle), mirror, best, identity)
-
-
-class Oriented(nn.Module):
-    """``net`` applied after a fixed orientation change of its input.
-
-    The change is a ``[2, 3]`` sampling matrix kept as a buffer (so checkpoints, resume, EMA and
-    ``gancore translate`` carry it); the identity is skipped, quarter turns and mirrors move
-    pixels exactly (``torch.rot90``/``flip``), other angles are resampled bilinearly.
-    ``forward(x, transform=False)`` runs ``net`` alone, for losses stated in the output domain's
-    frame (CycleGAN's identity loss). It is a keyword of ``forward``, not a method of its own, so it
-    also works through the DDP wrapper the kernel puts around the updated network under
-    ``--nproc`` (DDP synchronises gradients only for calls of the module itself).
-    """
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-        self.register_buffer("matrix", orientation_matrix(0.0))
-        self._quarter: tuple[int, bool] | None = (0, False)
-
-    def set_matrix(self, matrix: Tensor) -> None:
-        self.matrix.copy_(matrix)
-        self._refresh()
-
-    def _refresh(self) -> None:
-        self._quarter = quarter_turn(self.matrix)
-
-    @property
-    def active(self) -> bool:
-        """Whether the input is changed at all (the matrix is not the identity)."""
-        return self._quarter != (0, False)
-
-    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
-        super()._load_from_state_dict(*args, **kwargs)
-        self._refresh()
-
-    def forward(self, x: Tensor, y: Tensor | None = None, *, transform: bool = True) -> Tensor:
-        """``net`` after the orientation change (``transform=False``: without it)."""
-        if transform and self.active:
-            x = apply_orientation(x, self.matrix) if self._quarter is None else turn(x, *self._quarter)
-        return self.net(x) if y is None else self.net(x, y)
 
 
 OrientMode = Literal["auto", "off"]

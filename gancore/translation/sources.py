@@ -7,14 +7,16 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from gancore.data import CropSettings, DataSource, ImageSettings, TensorData
 from gancore.data.digits import Digits, digits_split
 from gancore.data.image_folder import image_files, read_image
 from gancore.errors import ConfigError
+from gancore.lazy import lazy_module
+
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
 
 
 class UnpairedSettings(ImageSettings, CropSettings):

@@ -6,17 +6,12 @@ Install it with ``pip install -e docs/example_plugin``; then ``gancore list`` sh
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field
-from torch import Tensor, nn
 
 from gancore import (
     Batch,
-    Critic,
-    Generator,
     Loss,
     Networks,
     PenaltyInput,
@@ -25,7 +20,16 @@ from gancore import (
     StepOutput,
     Variant,
     hookimpl,
+    lazy_module,
 )
+
+if TYPE_CHECKING:  # names used only in annotations
+    from torch import Tensor
+
+# Imported at their first use, not when gancore loads the plugin: `gancore --help` stays fast.
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
+example_nets = lazy_module("gancore_example.nets")  # the nn.Module subclasses
 
 
 class RelativisticLoss(Loss):
@@ -43,32 +47,6 @@ class RelativisticLoss(Loss):
             raise ValueError("the relativistic loss needs the critic's output on real samples")
         real, fake = real_out.float().detach(), fake_out.float()
         return F.softplus(-(fake - real.mean())).mean() + F.softplus(real - fake.mean()).mean()
-
-
-class MLPGenerator(Generator):
-    def __init__(self, latent_dim: int, shape: tuple[int, ...], hidden: int) -> None:
-        super().__init__()
-        self.latent_dim, self.shape = latent_dim, shape
-        self.net = nn.Sequential(
-            nn.Linear(latent_dim, hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.ReLU(),
-            nn.Linear(hidden, int(torch.tensor(shape).prod())), nn.Tanh(),
-        )
-
-    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        return self.net(z).view(z.shape[0], *self.shape)
-
-
-class MLPCritic(Critic):
-    def __init__(self, shape: tuple[int, ...], hidden: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Flatten(), nn.Linear(int(torch.tensor(shape).prod()), hidden), nn.LeakyReLU(0.2),
-            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1),
-        )
-
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        return self.net(x).squeeze(1)
 
 
 class MLPGANSettings(Settings):
@@ -89,8 +67,8 @@ class MLPGAN(Variant):
 
     def build(self) -> Networks:
         shape = self.data.shape
-        return Networks(generator=MLPGenerator(self.config.latent_dim, shape, self.config.hidden),
-                       critic=MLPCritic(shape, self.config.hidden))
+        return Networks(generator=example_nets.MLPGenerator(self.config.latent_dim, shape, self.config.hidden),
+                        critic=example_nets.MLPCritic(shape, self.config.hidden))
 
     def critic_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d = nets.generator, nets.critic

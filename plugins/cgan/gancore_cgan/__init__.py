@@ -9,10 +9,8 @@ classify real samples, and the generator to make samples classified as their lab
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from gancore import (
@@ -26,9 +24,16 @@ from gancore import (
     StepOutput,
     Variant,
     hookimpl,
+    lazy_module,
 )
 from gancore.games import dcgan_defaults
-from gancore_cgan.nets import ClassifiedScores, ConcatCritic, ConditionalGenerator, ProjectionCritic
+
+if TYPE_CHECKING:
+    from gancore_cgan.nets import ClassifiedScores
+
+torch = lazy_module("torch")
+cgan_nets = lazy_module("gancore_cgan.nets")  # nn.Module subclasses: torch loads when a network is built
+F = lazy_module("torch.nn.functional")
 
 
 class CGANSettings(Settings):
@@ -73,12 +78,12 @@ class CGAN(Variant):
         if vector and c.conditioning == "projection":
             raise ConfigError("variant.conditioning: projection needs image data; use concat for vectors")
         latent = c.latent_dim or (2 if vector else 100)
-        generator = ConditionalGenerator.build(shape, classes, latent, c.generator_width, c.label_code,
+        generator = cgan_nets.ConditionalGenerator.build(shape, classes, latent, c.generator_width, c.label_code,
                                                c.embed_dim, c.mlp_hidden, c.mlp_layers)
         if c.conditioning == "concat":
-            critic = ConcatCritic(shape, classes, c.critic_width, c.auxiliary, c.mlp_hidden, c.mlp_layers)
+            critic = cgan_nets.ConcatCritic(shape, classes, c.critic_width, c.auxiliary, c.mlp_hidden, c.mlp_layers)
         else:
-            critic = ProjectionCritic(shape, classes, c.critic_width, c.auxiliary)
+            critic = cgan_nets.ProjectionCritic(shape, classes, c.critic_width, c.auxiliary)
         return Networks(generator=generator, critic=critic)
 
     def _aux(self, out: ClassifiedScores, y: torch.Tensor) -> torch.Tensor:

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import torch
 from pydantic import Field
-from torch import Tensor, nn
 
 from gancore import (
     Batch,
@@ -40,44 +38,17 @@ from gancore import (
     StepOutput,
     Variant,
     hookimpl,
+    lazy_module,
 )
-from gancore.nets import PatchCritic, ResnetGenerator
-from gancore.translation import Oriented, OrientMode, orient_generators, orientation_setting
+from gancore.translation import OrientMode, orient_generators, orientation_setting
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from gancore import TensorData
 
-
-class HistoryPool(nn.Module):
-    """Shrivastava et al.'s image buffer: the critic sees a mix of new and older fakes.
-
-    Until it holds ``size`` images, each new image is stored and returned; after that, each
-    new image is returned with probability 1/2, else swapped with a stored one, which is
-    returned. The pool is a buffer, so it is checkpointed and resumes exactly.
-    """
-
-    def __init__(self, size: int, shape: tuple[int, ...]) -> None:
-        super().__init__()
-        self.size = size
-        self.register_buffer("images", torch.zeros(size, *shape))
-        self.register_buffer("count", torch.zeros((), dtype=torch.long))
-
-    @torch.no_grad()
-    def forward(self, fakes: Tensor) -> Tensor:
-        if self.size == 0:
-            return fakes
-        out = fakes.clone()
-        count = int(self.count)  # one sync per call: the pool is tiny and on the host's side of the step
-        for i in range(len(fakes)):
-            if count < self.size:
-                self.images[count] = fakes[i]
-                count += 1
-            elif torch.rand(()) < 0.5:
-                j = int(torch.randint(self.size, ()))
-                out[i] = self.images[j]
-                self.images[j] = fakes[i]
-        self.count.fill_(count)
-        return out
+torch = lazy_module("torch")
+nn = lazy_module("torch.nn")
 
 
 class CycleGANSettings(Settings):
@@ -137,6 +108,10 @@ class CycleGAN(Variant):
         if self.data.domains != 2 or self.data.kind != "image":
             raise ConfigError("data.name: cyclegan needs two unpaired image domains (unpaired or digits-pair)")
         c, ch = self.config, self.data.shape[0]
+        from gancore.nets import PatchCritic, ResnetGenerator
+        from gancore.translation import Oriented
+        from gancore_cyclegan.pool import HistoryPool
+
         gens = nn.ModuleDict({
             direction: Oriented(ResnetGenerator(ch, ch, c.generator_width, c.residual_blocks,
                                                 downsampling=c.generator_downsampling))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from gancore_cyclegan import HistoryPool
+from gancore_cyclegan.pool import HistoryPool
 from PIL import Image
 from safetensors.torch import load_file
 

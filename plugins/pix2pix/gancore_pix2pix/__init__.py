@@ -16,11 +16,9 @@ of it) trains on the user's aligned pairs; ``--preset facades`` is the paper's f
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
 from pydantic import Field
-from torch import Tensor, nn
 
 from gancore import (
     Batch,
@@ -34,8 +32,13 @@ from gancore import (
     StepOutput,
     Variant,
     hookimpl,
+    lazy_module,
 )
-from gancore.nets import PatchCritic, UNetGenerator
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+torch = lazy_module("torch")
 
 
 class Pix2PixSettings(Settings):
@@ -105,6 +108,8 @@ class Pix2Pix(Variant):
             raise ConfigError("data.name: pix2pix needs aligned image pairs (digits-restore, paired, or a pack of "
                               "them); for unpaired domains use cyclegan")
         c, ch = self.config, self.data.shape[0]
+        from gancore.nets import PatchCritic, UNetGenerator
+
         generator = UNetGenerator(ch, ch, c.generator_width, self._depth(), norm=c.norm,
                                   image_size=self.data.shape[-1], dropout=c.dropout)
         if not c.adversarial:

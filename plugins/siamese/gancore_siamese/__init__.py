@@ -23,10 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field
-from torch import Tensor, nn
 
 from gancore import (
     Batch,
@@ -40,13 +37,18 @@ from gancore import (
     StepOutput,
     Variant,
     hookimpl,
+    lazy_module,
 )
 from gancore.losses import squared_distance
-from gancore.nets import DCGANCritic, DCGANGenerator, UNetGenerator
-from gancore.translation import Oriented, OrientMode, orient_generators, orientation_setting
+from gancore.translation import OrientMode, orient_generators, orientation_setting
 
 if TYPE_CHECKING:
+    from torch import Tensor, nn
+
     from gancore import TensorData
+
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
 
 
 def transformation_vectors(s: Tensor) -> Tensor:
@@ -140,6 +142,9 @@ class Siamese(Variant):
         c, spec = self.config, self.data
         if spec.kind != "image":
             raise ConfigError(f"data.name: siamese needs image data, got {spec.kind} data")
+        from gancore.nets import DCGANCritic, DCGANGenerator, UNetGenerator
+        from gancore.translation import Oriented
+
         channels, size = spec.shape[0], spec.shape[-1]
         critic = DCGANCritic(channels, size, c.critic_width, norm="none", out_dim=c.vec_len,
                              attention=c.self_attention)

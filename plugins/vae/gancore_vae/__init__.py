@@ -22,11 +22,9 @@ returns reconstructions (the decoded posterior mean of each input image).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from pydantic import Field
-from torch import Tensor, nn
 
 from gancore import (
     Batch,
@@ -40,9 +38,17 @@ from gancore import (
     StepOutput,
     Variant,
     hookimpl,
+    lazy_module,
 )
-from gancore.nets import DCGANCritic, DCGANGenerator
-from gancore_vae.nets import VAE, Encoder, kl_to_prior, reparameterize
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+    from gancore.nets import DCGANGenerator
+    from gancore_vae.nets import Encoder
+
+torch = lazy_module("torch")
+vae_nets = lazy_module("gancore_vae.nets")  # nn.Module subclasses: torch loads when a network is built
 
 
 class VAESettings(Settings):
@@ -94,10 +100,12 @@ class _Autoencoding(Variant):
 
     def _encoder(self) -> Encoder:
         c = self.config
-        return Encoder(self.data.shape[0], self.data.shape[-1], c.encoder_width, c.latent_dim)
+        return vae_nets.Encoder(self.data.shape[0], self.data.shape[-1], c.encoder_width, c.latent_dim)
 
     def _decoder(self) -> DCGANGenerator:
         c = self.config
+        from gancore.nets import DCGANGenerator
+
         return DCGANGenerator(c.latent_dim, self.data.shape[0], self.data.shape[-1], c.generator_width)
 
 
@@ -116,7 +124,7 @@ class PlainVAE(_Autoencoding):
 
     def build(self) -> Networks:
         _check_images(self.name, self.data.kind, self.data.domains)
-        return Networks(generator=VAE(self._encoder(), self._decoder()))
+        return Networks(generator=vae_nets.VAE(self._encoder(), self._decoder()))
 
     def phases(self, n_critic: int) -> list[Phase]:
         return [Phase("generator", self.generator_step)]  # one network, no critic
@@ -124,9 +132,10 @@ class PlainVAE(_Autoencoding):
     def generator_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         vae, x = nets.generator, batch.x
         mu, logvar = vae.encode(x)
-        recon = vae(reparameterize(mu, logvar, ctx.rng).to(x.dtype))
+        recon = vae(vae_nets.reparameterize(mu, logvar, ctx.rng).to(x.dtype))
         sq = (recon.float() - x.float()).pow(2).flatten(1).sum(1).mean()
-        terms = {"recon": sq / (2 * self.config.recon_sigma ** 2), "kl": self.config.beta * kl_to_prior(mu, logvar)}
+        kl = vae_nets.kl_to_prior(mu, logvar)
+        terms = {"recon": sq / (2 * self.config.recon_sigma ** 2), "kl": self.config.beta * kl}
         return StepOutput(terms=terms, stats={"mse": (sq / x[0].numel()).detach()})
 
 
@@ -148,6 +157,8 @@ class VAEGAN(_Autoencoding):
     def build(self) -> Networks:
         _check_images(self.name, self.data.kind, self.data.domains)
         c, shape = self.config, self.data.shape
+        from gancore.nets import DCGANCritic
+
         critic = DCGANCritic(shape[0], shape[-1], c.critic_width, norm=c.critic_norm)
         return Networks(generator=self._decoder(), critic=critic, others={"encoder": self._encoder()})
 
@@ -156,7 +167,7 @@ class VAEGAN(_Autoencoding):
                 Phase("generator", self.generator_step)]
 
     def translator(self, nets: Networks) -> nn.Module:
-        return VAE(nets.get("encoder"), nets.generator)  # reconstructions need the encoder too
+        return vae_nets.VAE(nets.get("encoder"), nets.generator)  # reconstructions need the encoder too
 
     def _llike(self, critic: nn.Module, recon: Tensor, x: Tensor) -> Tensor:
         """-log p(Dis_l(x) | z): a unit Gaussian on the critic's features, half the squared distance."""
@@ -167,7 +178,7 @@ class VAEGAN(_Autoencoding):
     def _fakes(self, nets: Networks, x: Tensor, ctx: StepContext) -> tuple[Tensor, Tensor]:
         """(reconstructions, prior samples) for the batch ``x``."""
         mu, logvar = nets.get("encoder")(x)
-        z = reparameterize(mu, logvar, ctx.rng).to(x.dtype)
+        z = vae_nets.reparameterize(mu, logvar, ctx.rng).to(x.dtype)
         return nets.generator(z), nets.generator(ctx.latent(nets.generator, len(x)))
 
     def critic_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
@@ -182,8 +193,8 @@ class VAEGAN(_Autoencoding):
     def encoder_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         x = batch.x
         mu, logvar = nets.get("encoder")(x)
-        recon = nets.generator(reparameterize(mu, logvar, ctx.rng).to(x.dtype))
-        return StepOutput(terms={"kl": self.config.beta * kl_to_prior(mu, logvar),
+        recon = nets.generator(vae_nets.reparameterize(mu, logvar, ctx.rng).to(x.dtype))
+        return StepOutput(terms={"kl": self.config.beta * vae_nets.kl_to_prior(mu, logvar),
                                  "llike": self._llike(nets.critic, recon, x)})
 
     def generator_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
