@@ -11,6 +11,7 @@ from gancore.data.mixtures import GaussianGrid, GaussianRing
 from gancore.data.pack_source import Pack
 from gancore.data.stylegan_zip import StyleGANZip
 from gancore.losses import BUILTIN_LOSSES
+from gancore.metrics.manifold import MANIFOLD_METRICS
 from gancore.metrics.modes import Modes
 from gancore.metrics.quality import BUILTIN_METRICS
 from gancore.regularizers import BUILTIN_REGULARIZERS
@@ -35,4 +36,4 @@ def gancore_register_regularizers() -> list[type]:
 
 @hookimpl
 def gancore_register_metrics() -> list[type]:
-    return [Modes, *BUILTIN_METRICS, *TRANSLATION_METRICS]
+    return [Modes, *BUILTIN_METRICS, *MANIFOLD_METRICS, *TRANSLATION_METRICS]

@@ -312,10 +312,12 @@ def _format(value: object) -> str:
               help="A metric (repeatable); default: the metrics for the run's task "
                    "(fid for images, label-accuracy for conditional runs, modes for 2-D mixtures, "
                    "preservation and reconstruction for translation). `gancore list metrics` lists them.")
-@click.option("--n", "n", type=click.IntRange(2, 100000), default=1000, show_default=True,
-              help="Samples drawn from the generator.")
+@click.option("--n", "n", type=click.IntRange(2, 1000000), default=1000, show_default=True,
+              help="Samples drawn from the generator, streamed through the extractor a batch at a time "
+                   "(papers' FID: 50000).")
 @click.option("--set", "sets", multiple=True, metavar="METRIC.KEY=VALUE",
-              help="A metric's setting, e.g. --set fid.extractor=inception --set fid.weights=inc.safetensors.")
+              help="A metric's setting, e.g. --set fid.extractor=fid-inception --set fid.weights=FILE.safetensors "
+                   "(the standard FID network: `gancore weights convert`).")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of the noise.")
 @click.option("--ema/--no-ema", default=True, show_default=True,
               help="Use the generator's moving average when the run kept one.")
@@ -327,7 +329,7 @@ def eval_(source: str, metrics: tuple[str, ...], n: int, sets: tuple[str, ...], 
     from gancore.evaluation import evaluate, write_results
 
     results, run_dir = evaluate(host(), source, list(metrics), list(sets), n=n, seed=seed, device=device, ema=ema,
-                                echo=lambda m: click.echo(m, err=True))
+                                echo=lambda m: click.echo(m, err=True), progress=True)
     paths = write_results(run_dir, results)
     for result, path in zip(results, paths, strict=True):
         prov = result["provenance"]
@@ -351,8 +353,10 @@ def report(run_dir: str, out: str | None) -> None:
 
 
 from gancore.cli_data import data  # noqa: E402
+from gancore.cli_weights import weights  # noqa: E402
 
 cli.add_command(data)
+cli.add_command(weights)
 CORE_COMMANDS = frozenset(cli.commands)
 
 

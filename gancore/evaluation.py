@@ -26,6 +26,7 @@ from gancore.data import TensorData
 from gancore.errors import ConfigError
 from gancore.kernel.build import BuiltRun
 from gancore.kernel.drawing import draw_samples, translate_chunks
+from gancore.metrics.features import FeatureSet
 from gancore.plugins import PluginHost
 
 
@@ -51,6 +52,12 @@ class EvalContext:
     n: int = 1000
     seed: int = 0
     ema: bool = True
+    progress: bool = False
+    """Progress bars (on a terminal) while features are extracted."""
+    echo: Callable[[str], None] | None = None
+    """Where notes go (a real-statistics cache that had to be recomputed)."""
+    batch: int = 64
+    """Images per batch through the extractor: what evaluation holds of the images at a time."""
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -89,8 +96,19 @@ class EvalContext:
         return balanced_labels(n or self.n, self.spec.num_classes)
 
     def real(self, split: str = "test") -> tuple[TensorData, str]:
-        """The run's data source with ``split`` when it has one (else all of it), and the split used."""
+        """The run's data source with ``split`` when it has one (else all of it), and the split used;
+        images decoded to [-1, 1] (all of them: :meth:`features` streams instead)."""
         key = ("real", split)
+        if key not in self._cache:
+            data, used = self._stored(split)
+            if data.encoded or data.crop_size:  # the metrics compare images in [-1, 1] of the networks' side
+                data = dataclasses.replace(data, x=data.centred(data.x), x_b=data.centred(data.x_b), crop_size=None)
+            self._cache[key] = (data, used)
+        return self._cache[key]
+
+    def _stored(self, split: str) -> tuple[TensorData, str]:
+        """The data source's images as stored (uint8 memory maps, file-backed rows), not decoded."""
+        key = ("stored", split)
         if key not in self._cache:
             settings = self.cfg.data
             used = str(getattr(settings, "split", "all"))
@@ -100,10 +118,7 @@ class EvalContext:
                     used = split
                 except ValidationError:
                     pass
-            data = self.cfg.data_cls(settings).load()
-            if data.encoded or data.crop_size:  # the metrics compare images in [-1, 1] of the networks' side
-                data = dataclasses.replace(data, x=data.centred(data.x), x_b=data.centred(data.x_b), crop_size=None)
-            self._cache[key] = (data, used)
+            self._cache[key] = (self.cfg.data_cls(settings).load(), used)
         return self._cache[key]
 
     def images(self, split: str = "test") -> tuple[Tensor, Tensor, str]:
@@ -125,7 +140,72 @@ class EvalContext:
         """Drop what depends on the generator's weights (samples, translations, their features);
         keep the real data and its features. Called between evaluations during training."""
         self._cache = {k: v for k, v in self._cache.items()
-                       if k[0] == "real" or (k[0] == "features" and str(k[-1]).startswith("real-"))}
+                       if k[0] in ("real", "stored", "real-stats") or (k[0] == "streamed" and k[1] == "real")
+                       or (k[0] == "features" and str(k[-1]).startswith("real-"))}
+
+    def features(self, extractor: Any, which: str, split: str = "test") -> FeatureSet:
+        """Extractor features of the task's generated (``which="fake"``) or real (``"real"``) images,
+        streamed a batch at a time: samples (or translations of the real A images of ``split``) vs the
+        real images of ``split`` (B for translation). The real set's come from the disk cache when its
+        key matches (:mod:`gancore.metrics.features`); :meth:`real_stats` says which file."""
+        from gancore.metrics.features import chunks, extract_stream
+
+        data, used = self._stored(split)
+        ck = ("streamed", which, extractor.name, extractor.sha256, extractor.quantize, self.task, used)
+        if ck in self._cache:
+            return self._cache[ck]
+        translating = self.task == "translate"
+        if which == "real":
+            fs = self._real_features(extractor, data, used)
+        elif translating:
+            fs = extract_stream(extractor, (translate_chunks(self.built, data.centred(c), "a2b", ema=self.ema)
+                                            for c in chunks(data.x, self.batch)),
+                                len(data.x), desc="translations", progress=self.progress)
+        else:
+            from gancore.kernel.drawing import iter_samples
+
+            rng = torch.Generator(device=self.built.device).manual_seed(self.seed)
+            labels = self.sample_labels() if self.built.variant.conditional else None
+            fs = extract_stream(extractor, iter_samples(self.built, self.n, rng=rng, ema=self.ema, labels=labels,
+                                                        chunk=self.batch),
+                                self.n, desc="samples", progress=self.progress)
+        self._cache[ck] = fs
+        return fs
+
+    def _real_features(self, extractor: Any, data: TensorData, used: str) -> FeatureSet:
+        from gancore.metrics.features import (
+            chunks,
+            content_hash,
+            extract_stream,
+            load_stats,
+            save_stats,
+            stats_key,
+            stats_path,
+        )
+
+        rows = data.x_b if self.task == "translate" else data.x
+        if rows is None:
+            raise ConfigError(f"metric: data source {self.cfg.data_cls.name!r} has no real images to compare with")
+        digest, n, shape = content_hash(chunks(rows, 1024))
+        side = data.crop_size or shape[-1]
+        key = stats_key(data_hash=digest, n=n, shape=shape, dataset=self.cfg.data_cls.name, split=used,
+                        side="b" if self.task == "translate" else "a", extractor=extractor, input_size=side)
+        if data.crop_size:
+            key["centre_crop"] = data.crop_size
+        fs = load_stats(key, self.echo)
+        hit = fs is not None
+        if fs is None:
+            fs = extract_stream(extractor, (data.centred(c) for c in chunks(rows, self.batch)), n,
+                                desc="real images", progress=self.progress)
+            save_stats(key, fs)
+        self._cache[("real-stats", extractor.name, extractor.sha256, extractor.quantize, used)] = {
+            "real_stats_cache": str(stats_path(key)), "real_stats_reused": hit, "real_content_sha256": digest}
+        return fs
+
+    def real_stats(self, extractor: Any, split: str) -> dict[str, Any]:
+        """Where the real statistics of :meth:`features` came from (the cache file, reused or written)."""
+        _, used = self._stored(split)
+        return self._cache.get(("real-stats", extractor.name, extractor.sha256, extractor.quantize, used), {})
 
     def extract(self, extractor: Any, key: str, x: Tensor) -> tuple[Tensor, Tensor]:
         """Extractor outputs for ``x``, cached under ``key`` (e.g. "fake", "real-test")."""
@@ -211,8 +291,8 @@ def write_results(run_dir: Path, results: list[dict[str, Any]]) -> list[Path]:
 
 
 def evaluate(host: PluginHost, source: str | Path, metrics: list[str], sets: list[str], *, n: int = 1000,
-             seed: int = 0, device: str = "cpu", ema: bool = True,
-             echo: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], Path]:
+             seed: int = 0, device: str = "cpu", ema: bool = True, echo: Callable[[str], None] = print,
+             progress: bool = False) -> tuple[list[dict[str, Any]], Path]:
     """Load a checkpoint (or a run's latest), compute ``metrics`` (default: the task's); returns
     results and the run directory."""
     from gancore.config import resolve
@@ -220,7 +300,8 @@ def evaluate(host: PluginHost, source: str | Path, metrics: list[str], sets: lis
 
     built, ckpt = load_model(host, source, device)
     cfg = resolve(host, ckpt.config)
-    ctx = EvalContext(host=host, built=built, cfg=cfg, step=ckpt.step, n=n, seed=seed, ema=ema)
+    ctx = EvalContext(host=host, built=built, cfg=cfg, step=ckpt.step, n=n, seed=seed, ema=ema, progress=progress,
+                      echo=echo)
     chosen = resolve_metrics(host, metrics, sets, ctx.task)
     results = run_metrics(ctx, chosen, skip=None if metrics else echo)
     for r in results:

@@ -174,6 +174,8 @@ def _eval(run: Path, *args: str) -> tuple[int, str]:
 
 @pytest.mark.parametrize("run, metrics, values", [
     ("dcgan", ["fid", "kid", "inception-score"], ["fid", "kid", "inception_score"]),
+    ("dcgan", ["precision-recall", "density-coverage"], ["precision", "recall", "density", "coverage"]),
+    ("cyclegan", ["precision-recall"], ["precision", "recall"]),
     ("wgan", ["fid", "inception-score"], ["fid", "inception_score"]),
     ("siamese-generate", ["fid", "kid"], ["fid", "kid"]),
     ("cgan", ["label-accuracy", "tstr", "fid"], ["label_accuracy", "tstr", "trtr", "fid"]),
@@ -192,7 +194,7 @@ def test_gancore_eval_on_every_kind_of_run_writes_results_with_provenance(runs, 
         prov = result["provenance"]
         assert {"metric", "step", "dataset", "data_settings", "gancore", "torch", "checkpoint", "seed"} <= set(prov)
         assert "n_samples" in prov
-        if metric in ("fid", "kid", "inception-score", "label-accuracy"):
+        if metric in ("fid", "kid", "inception-score", "label-accuracy", "precision-recall", "density-coverage"):
             assert prov["extractor"] == "digits-cnn-v1" and len(prov["extractor_sha256"]) == 64
             assert prov["input_image_size"] == 32 and prov["resize_filter"] == "none"
     for key in values:

@@ -42,20 +42,26 @@ def draw_samples(built: BuiltRun, n: int, *, rng: torch.Generator, ema: bool = T
     one is kept, else the trained one, through :meth:`gancore.Variant.sample`, ``chunk`` at a time.
     ``labels`` (``[n]``) for conditional variants; every class equally often when None. ``codes``
     (name -> ``n`` values) fixes some of a generator's structured codes; the others are drawn."""
+    out = list(iter_samples(built, n, rng=rng, ema=ema, labels=labels, codes=codes, chunk=chunk))
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def iter_samples(built: BuiltRun, n: int, *, rng: torch.Generator, ema: bool = True,
+                 labels: Tensor | None = None, codes: dict[str, Tensor] | None = None,
+                 chunk: int = SAMPLE_CHUNK) -> Iterator[Tensor]:
+    """:func:`draw_samples` ``chunk`` at a time (the same samples, never all held at once)."""
     from gancore.labels import balanced_labels
 
     variant = built.variant
     if labels is None and variant.conditional:
         labels = balanced_labels(n, variant.data.num_classes)
-    out = []
     with evaluating(built.generator(ema)) as gen:
         for i in range(0, n, chunk):
             part = None if labels is None else labels[i:i + chunk]
             # codes= only when some are fixed: a variant's own sample() written before codes existed still works
             extra = {} if codes is None else {"codes": {k: v[i:i + chunk].to(built.device) for k, v in codes.items()}}
-            out.append(variant.sample(gen, min(chunk, n - i), rng=rng, device=built.device,
-                                      labels=part, **extra).float().cpu())
-    return _finite(torch.cat(out)) if out else torch.empty(0)
+            yield _finite(variant.sample(gen, min(chunk, n - i), rng=rng, device=built.device,
+                                         labels=part, **extra).float().cpu())
 
 
 def _finite(x: Tensor) -> Tensor:

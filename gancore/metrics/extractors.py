@@ -1,14 +1,19 @@
 """Feature extractors for the sample-quality metrics, offline only.
 
-``digits``: a small CNN trained deterministically on the real ``digits`` train split (32x32,
-one channel), cached in the user's cache directory under a hash of its training recipe and the
-data, so it is trained once per machine (a few seconds on a CPU); its provenance is the sha256
-of its weights. ``inception``: torchvision's Inception-v3 architecture with weights from a
-local ``.safetensors`` file the user gives; nothing is downloaded.
+``fid-inception``: the standard FID network (TensorFlow's Inception graph as pytorch-fid and
+torch-fidelity port it, :mod:`gancore.metrics.fid_inception`), weights from a local file made by
+``gancore weights convert``; what papers' FID values are computed with. ``digits``: a small CNN
+trained deterministically on the real ``digits`` train split (32x32, one channel), cached in the
+user's cache directory under a hash of its training recipe and the data, so it is trained once per
+machine (a few seconds on a CPU); its provenance is the sha256 of its weights. ``inception``:
+torchvision's Inception-v3 architecture with weights from a local ``.safetensors`` file (needs
+torchvision; not the FID network, so its values are not papers'); nothing is downloaded.
 
-Images are converted to what the extractor takes before features are computed: channels
-averaged (RGB -> gray) or repeated (gray -> RGB), then resized with bilinear filtering and
-antialiasing; the resize filter and sizes are part of every result's provenance.
+Images in [-1, 1] are first quantised to uint8 as a saved image would be (``x * 127.5 + 128``,
+clamped and truncated: stylegan2-ada's rounding; ``quantize = false`` skips it), then converted to
+what the extractor takes: ``fid-inception`` repeats gray to RGB and resizes with TensorFlow 1.x's
+bilinear filter; the others average or repeat channels and resize bilinearly with antialiasing.
+The quantisation, the filter and the sizes are part of every result's provenance.
 """
 
 from __future__ import annotations
@@ -26,6 +31,12 @@ from torch import Tensor, nn
 from gancore.errors import ConfigError
 
 RESIZE = "bilinear-antialias"
+QUANTIZATION = "uint8 (x * 127.5 + 128, clamped to [0, 255], truncated)"
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    """Images in [-1, 1] to the uint8 levels a saved image holds (stylegan2-ada's conversion)."""
+    return (x.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
 def cache_dir() -> Path:
@@ -63,6 +74,10 @@ class Extractor(ABC):
     channels: int
     image_size: int
     num_classes: int
+    resize_filter: str = RESIZE
+    quantize: bool = True
+    """Round images to uint8 levels before features (the papers' protocol: they score saved images)."""
+    device: Any = "cpu"
 
     @property
     @abstractmethod
@@ -73,19 +88,41 @@ class Extractor(ABC):
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(features, logits) for images already fitted to the extractor."""
 
-    @torch.no_grad()
+    def prepare(self, x: Tensor) -> Tensor:
+        """Images in [-1, 1] as this extractor takes them (quantised, channels and size fitted)."""
+        if self.quantize:
+            x = to_uint8(x).float() / 127.5 - 1
+        return fit_images(x, self.channels, self.image_size)
+
+    def to(self, device: Any) -> Extractor:
+        """Run on ``device`` from now on."""
+        self.device = torch.device(device)
+        self._module().to(self.device)
+        return self
+
+    def _module(self) -> nn.Module:
+        return self.net  # type: ignore[attr-defined]
+
     def run(self, x: Tensor, batch: int = 256) -> tuple[Tensor, Tensor]:
         """(features [N, F], probabilities [N, classes]) in float64, for images in [-1, 1]."""
         feats, probs = [], []
         for i in range(0, len(x), batch):
-            f, logits = self._forward(fit_images(x[i:i + batch], self.channels, self.image_size))
+            f, p = self.run_batch(x[i:i + batch])
             feats.append(f.double())
-            probs.append(torch.softmax(logits.double(), dim=1))
+            probs.append(p.double())
         return torch.cat(feats), torch.cat(probs)
 
+    @torch.no_grad()
+    def run_batch(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(features, probabilities) in float32 on the CPU for one batch of images in [-1, 1]."""
+        f, logits = self._forward(self.prepare(x.to(self.device)))
+        return f.float().cpu(), torch.softmax(logits.double(), dim=1).float().cpu()
+
     def provenance(self, input_size: int) -> dict[str, Any]:
+        resized = input_size != self.image_size
         return {"extractor": self.name, "extractor_sha256": self.sha256, "extractor_image_size": self.image_size,
-                "input_image_size": input_size, "resize_filter": RESIZE if input_size != self.image_size else "none"}
+                "input_image_size": input_size, "resize_filter": self.resize_filter if resized else "none",
+                "quantization": QUANTIZATION if self.quantize else "none"}
 
 
 class DigitNet(nn.Module):
@@ -240,17 +277,59 @@ class InceptionV3(Extractor):
         return self._features, logits
 
 
-_LOADED: dict[tuple[str, str | None], Extractor] = {}
+class FIDInception(Extractor):
+    """``fid-inception``: the standard FID network from a file made by ``gancore weights convert``;
+    fed uint8 images (quantised unless ``quantize = false``), gray repeated to RGB, TensorFlow 1.x's
+    bilinear resize to 299 inside the network, as torch-fidelity feeds it."""
+
+    name = "fid-inception-2015-12-05"
+    channels, image_size, num_classes = 3, 299, 1008
+    resize_filter = "tf1-bilinear"
+
+    def __init__(self, weights: str | None) -> None:
+        from gancore.metrics.fid_inception import PUBLISHED_NAME, file_sha256, load_network
+
+        if not weights:
+            raise ConfigError(f"extractor fid-inception: set its weights (`--set fid.weights=FILE.safetensors`), "
+                              f"a file made once by `gancore weights convert {PUBLISHED_NAME} --out FILE.safetensors`")
+        self.net, self.metadata = load_network(weights)
+        self._sha = file_sha256(Path(weights))
+
+    @property
+    def sha256(self) -> str:
+        return self._sha
+
+    def prepare(self, x: Tensor) -> Tensor:
+        x = x.float()
+        if x.dim() != 4 or x.shape[1] not in (1, 3):
+            raise ConfigError(f"extractor fid-inception: expected images [N, 1 or 3, H, W], got {tuple(x.shape)}")
+        x = to_uint8(x).float() if self.quantize else (x * 127.5 + 128).clamp(0, 255)
+        return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+    def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.net(x)
+
+    def provenance(self, input_size: int) -> dict[str, Any]:
+        return {**super().provenance(input_size), "extractor_source_sha256": self.metadata.get("source_sha256", ""),
+                "extractor_logits": "unbiased (torch-fidelity's logits_unbiased)"}
 
 
-def get_extractor(name: str, weights: str | None = None) -> Extractor:
-    """The extractor ``name`` (``digits`` or ``inception``), loaded once per process."""
-    key = (name, weights)
+EXTRACTORS = ("fid-inception", "digits", "inception")
+_LOADED: dict[tuple[str, str | None, bool], Extractor] = {}
+
+
+def get_extractor(name: str, weights: str | None = None, quantize: bool = True) -> Extractor:
+    """The extractor ``name`` (one of :data:`EXTRACTORS`), loaded once per process."""
+    key = (name, weights, quantize)
     if key not in _LOADED:
         if name == "digits":
-            _LOADED[key] = DigitClassifier(Path(weights) if weights else None)
+            ex: Extractor = DigitClassifier(Path(weights) if weights else None)
         elif name == "inception":
-            _LOADED[key] = InceptionV3(weights)
+            ex = InceptionV3(weights)
+        elif name == "fid-inception":
+            ex = FIDInception(weights)
         else:
-            raise ConfigError(f"extractor: expected digits or inception, got {name!r}")
+            raise ConfigError(f"extractor: expected one of {', '.join(EXTRACTORS)}, got {name!r}")
+        ex.quantize = quantize
+        _LOADED[key] = ex
     return _LOADED[key]

@@ -27,26 +27,38 @@ IMAGE_TASKS = ("generate", "conditional", "translate")
 
 
 class ExtractorSettings(Settings):
-    extractor: Literal["digits", "inception"] = Field(
-        "digits", description="digits: a CNN trained once on the real digits (cached); inception: "
-        "Inception-v3 from a local weights file (`weights`)."
+    extractor: Literal["digits", "fid-inception", "inception"] = Field(
+        "digits", description="digits: a CNN trained once on the real digits (cached); fid-inception: the "
+        "standard FID network (TensorFlow's Inception as pytorch-fid and torch-fidelity port it; papers' "
+        "values) from `weights`, a file made by `gancore weights convert`; inception: torchvision's "
+        "Inception-v3 from a local weights file (needs torchvision; not papers' values)."
     )
     weights: str | None = Field(
-        None, description="Local .safetensors weights: required for inception; for digits, a file "
-        "instead of the cached one."
+        None, description="Local .safetensors weights: required for fid-inception and inception; for digits, "
+        "a file instead of the cached one."
     )
     real_split: Literal["train", "test", "all"] = Field(
         "train", description="Split of the real data compared with (sources without splits use all)."
     )
+    quantize: bool = Field(
+        True, description="Round images to uint8 levels (x * 127.5 + 128, truncated) before the extractor, "
+        "as a saved image holds them (stylegan2-ada's and torch-fidelity's protocol); false: the float values."
+    )
 
 
-def _extracted(ctx: EvalContext, c: ExtractorSettings) -> tuple[Any, Tensor, Tensor, Tensor, Tensor, dict]:
-    ex = extractors.get_extractor(c.extractor, c.weights)
-    fake, real, split = ctx.images(c.real_split)
-    f_fake, p_fake = ctx.extract(ex, f"fake-{ctx.task}-{split}", fake)
-    f_real, p_real = ctx.extract(ex, f"real-{split}", real)
-    prov = {**ex.provenance(int(fake.shape[-1])), "n_samples": len(fake), "n_real": len(real), "real_split": split}
-    return ex, f_fake, p_fake, f_real, p_real, prov
+def extractor_of(c: ExtractorSettings) -> Any:
+    return extractors.get_extractor(c.extractor, c.weights, c.quantize)
+
+
+def _extracted(ctx: EvalContext, c: ExtractorSettings) -> tuple[Any, Any, Any, dict]:
+    """(extractor, generated features, real features, provenance), streamed, the real ones cached."""
+    ex = extractor_of(c).to(ctx.built.device)
+    fake = ctx.features(ex, "fake", c.real_split)
+    real = ctx.features(ex, "real", c.real_split)
+    _, split = ctx._stored(c.real_split)
+    prov = {**ex.provenance(int(ctx.spec.shape[-1])), "n_samples": len(fake), "n_real": len(real),
+            "real_split": split, **ctx.real_stats(ex, c.real_split)}
+    return ex, fake, real, prov
 
 
 class FID(Metric):
@@ -60,8 +72,8 @@ class FID(Metric):
     higher_is_better = False
 
     def compute(self, ctx: EvalContext) -> dict[str, Any]:
-        _, f_fake, _, f_real, _, prov = _extracted(ctx, self.config)
-        return {"fid": stats.frechet_of_features(f_fake, f_real), **prov}
+        _, fake, real, prov = _extracted(ctx, self.config)
+        return {"fid": stats.frechet_distance(*fake.moments(), *real.moments()), **prov}
 
 
 class KIDSettings(ExtractorSettings):
@@ -80,9 +92,10 @@ class KID(Metric):
 
     def compute(self, ctx: EvalContext) -> dict[str, Any]:
         c = self.config
-        _, f_fake, _, f_real, _, prov = _extracted(ctx, c)
-        size = min(c.subset_size, len(f_fake), len(f_real))
-        mean, std = stats.kernel_inception_distance(f_fake, f_real, subsets=c.subsets, subset_size=size, seed=ctx.seed)
+        _, fake, real, prov = _extracted(ctx, c)
+        size = min(c.subset_size, len(fake), len(real))
+        mean, std = stats.kernel_inception_distance(fake.features, real.features, subsets=c.subsets, subset_size=size,
+                                                    seed=ctx.seed)
         return {"kid": mean, "kid_std": std, **prov, "subsets": c.subsets, "subset_size": size}
 
 
@@ -99,9 +112,9 @@ class InceptionScore(Metric):
     higher_is_better = True
 
     def compute(self, ctx: EvalContext) -> dict[str, Any]:
-        _, _, p_fake, _, p_real, prov = _extracted(ctx, self.config)
-        mean, std = stats.inception_score(p_fake, self.config.splits)
-        real_mean, _ = stats.inception_score(p_real, self.config.splits)
+        _, fake, real, prov = _extracted(ctx, self.config)
+        mean, std = stats.inception_score(fake.probs, self.config.splits)
+        real_mean, _ = stats.inception_score(real.probs, self.config.splits)
         return {"inception_score": mean, "inception_score_std": std, "inception_score_real": real_mean,
                 **prov, "splits": self.config.splits}
 
@@ -118,13 +131,12 @@ class LabelAccuracy(Metric):
 
     def compute(self, ctx: EvalContext) -> dict[str, Any]:
         c = self.config
-        ex = extractors.get_extractor(c.extractor, c.weights)
+        ex = extractor_of(c).to(ctx.built.device)
         if ex.num_classes != ctx.spec.num_classes:
             raise ConfigError(f"label-accuracy.extractor: {ex.name} knows {ex.num_classes} classes, the data "
                               f"has {ctx.spec.num_classes}")
-        labels = ctx.sample_labels()
-        _, probs = ctx.extract(ex, "fake-conditional", ctx.samples(labels=labels))
-        pred = probs.argmax(1)
+        labels = ctx.sample_labels()  # the labels ctx.features draws the samples with
+        pred = ctx.features(ex, "fake", c.real_split).probs.argmax(1)
         per_class = [float((pred[labels == k] == k).double().mean()) for k in range(ctx.spec.num_classes)]
         return {"label_accuracy": float((pred == labels).double().mean()), "worst_class_accuracy": min(per_class),
                 **ex.provenance(int(ctx.spec.shape[-1])), "n_samples": len(labels)}
