@@ -177,6 +177,7 @@ class EvalContext:
             chunks,
             content_hash,
             extract_stream,
+            key_digest,
             load_stats,
             save_stats,
             stats_key,
@@ -199,7 +200,8 @@ class EvalContext:
                                 desc="real images", progress=self.progress)
             save_stats(key, fs)
         self._cache[("real-stats", extractor.name, extractor.sha256, extractor.quantize, used)] = {
-            "real_stats_cache": str(stats_path(key)), "real_stats_reused": hit, "real_content_sha256": digest}
+            "real_stats_cache": str(stats_path(key)), "real_stats_key": {**key, "digest": key_digest(key)},
+            "real_stats_reused": hit, "real_content_sha256": digest}
         return fs
 
     def real_stats(self, extractor: Any, split: str) -> dict[str, Any]:

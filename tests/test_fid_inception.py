@@ -265,6 +265,10 @@ def test_gancore_eval_with_fid_inception_caches_the_real_statistics_safely(folde
     assert prov["extractor"] == "fid-inception-2015-12-05" and prov["n_samples"] == 16 and prov["n_real"] == 24
     assert prov["resize_filter"] == "tf1-bilinear" and prov["quantization"].startswith("uint8")
     assert prov["real_stats_reused"] is False and Path(prov["real_stats_cache"]).is_file()
+    key = prov["real_stats_key"]  # the cache's key, in the provenance
+    assert key["digest"] in prov["real_stats_cache"] and key["split"] == "all" and key["n"] == 24
+    assert key["extractor_sha256"] == prov["extractor_sha256"] and key["quantization"] == prov["quantization"]
+    assert key["resize_filter"] == "tf1-bilinear" and key["shape"] == [3, 16, 16]
     assert first["values"]["fid"] > 0
 
     second = eval_fid(folder_run.run, weights.path)
@@ -317,3 +321,25 @@ def test_a_tampered_cache_key_is_not_reused(folder_run, weights):
     key["n"] = 999  # a file whose key is another's, under this key's name
     save_file(tensors, str(cache), metadata={"key": json.dumps(key, sort_keys=True)})
     assert eval_fid(folder_run.run, weights.path)["provenance"]["real_stats_reused"] is False
+
+
+def test_gancore_eval_equals_torch_fidelity_on_the_runs_own_samples(reference, folder_run, weights, monkeypatch):
+    """The whole pipeline: `gancore eval`'s FID equals torch-fidelity's on the same samples (drawn with
+    the evaluation's seed, saved as uint8 the way a user would save them) and the same real PNGs."""
+    from gancore.inference import load_model
+    from gancore.kernel.drawing import draw_samples
+    from gancore.metrics.extractors import to_uint8
+    from gancore.plugins import load_plugins
+
+    ours = eval_fid(folder_run.run, weights.path)["values"]["fid"]
+    built, _ = load_model(load_plugins(), folder_run.run)
+    samples = to_uint8(draw_samples(built, 16, rng=torch.Generator().manual_seed(0)))
+    real = torch.stack([torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1)
+                        for p in sorted(folder_run.images.glob("*.png"))])
+    monkeypatch.setattr(reference.module, "load_state_dict_from_url", lambda *a, **k: dict(weights.state))
+    ref = reference.module.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    with torch.no_grad():
+        (f_fake,), (f_real,) = ref(samples), ref(real)
+    stats_fake, stats_real = reference.fid_stats(f_fake), reference.fid_stats(f_real)
+    theirs = reference.fid(stats_fake, stats_real, False)["frechet_inception_distance"]
+    assert abs(ours - theirs) / theirs < 1e-4, (ours, theirs)

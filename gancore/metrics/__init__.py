@@ -44,6 +44,6 @@ class Metric(Configurable, ABC):
 PROVENANCE_KEYS = (
     "extractor", "extractor_sha256", "extractor_image_size", "input_image_size", "resize_filter",
     "n_samples", "n_real", "real_split", "classifier", "subsets", "subset_size", "splits", "quantization",
-    "extractor_source_sha256", "extractor_logits", "real_stats_cache", "real_stats_reused", "real_content_sha256",
-    "k",
+    "extractor_source_sha256", "extractor_logits", "real_stats_cache", "real_stats_key", "real_stats_reused",
+    "real_content_sha256", "k",
 )

@@ -287,7 +287,7 @@ class FIDInception(Extractor):
     resize_filter = "tf1-bilinear"
 
     def __init__(self, weights: str | None) -> None:
-        from gancore.metrics.fid_inception import PUBLISHED_NAME, file_sha256, load_network
+        from gancore.metrics.fid_inception import PUBLISHED_NAME, load_network
 
         if not weights:
             raise ConfigError(f"extractor fid-inception: set its weights (`--set fid.weights=FILE.safetensors`), "

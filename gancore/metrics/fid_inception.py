@@ -17,7 +17,6 @@ which admits tensors and containers of them and refuses anything else, after its
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gancore.errors import ConfigError
+from gancore.metrics.extractors import file_sha256
 
 #: torch.hub's convention: the published file's name carries the first hex digits of its sha256.
 PUBLISHED_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -204,14 +204,6 @@ def tf1_bilinear_resize(x: Tensor, size: int) -> Tensor:
 def _expected() -> dict[str, tuple[int, ...]]:
     state = FIDInceptionV3().state_dict()
     return {k: tuple(v.shape) for k, v in state.items() if not k.endswith("num_batches_tracked")}
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def convert_weights(src: str | Path, out: str | Path, *,
