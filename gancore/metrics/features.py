@@ -54,9 +54,14 @@ class FeatureSet:
 
 def extract_stream(extractor: Extractor, batches: Iterable[Tensor], total: int, *, desc: str = "",
                    progress: bool = False) -> FeatureSet:
-    """Run ``extractor`` over ``batches`` of images in [-1, 1] (``total`` images in all)."""
-    feats: list[Tensor] = []
-    probs: list[Tensor] = []
+    """Run ``extractor`` over ``batches`` of images in [-1, 1] (``total`` images in all).
+
+    Features and probabilities fill tensors allocated once; the mean and covariance accumulate in
+    float64 batch by batch (a sum and a Gram matrix, as stylegan2-ada's FeatureStats), so the end of
+    a 50,000-image pass copies nothing."""
+    feats = probs = None
+    total_sum = gram = None
+    filled = 0
     bar = None
     if progress:
         from tqdm import tqdm
@@ -65,16 +70,30 @@ def extract_stream(extractor: Extractor, batches: Iterable[Tensor], total: int, 
     try:
         for batch in batches:
             f, p = extractor.run_batch(batch)
-            feats.append(f)
-            probs.append(p)
+            if feats is None:
+                feats = torch.empty((total, f.shape[1]), dtype=torch.float32)
+                probs = torch.empty((total, p.shape[1]), dtype=torch.float32)
+                total_sum = torch.zeros(f.shape[1], dtype=torch.float64)
+                gram = torch.zeros((f.shape[1], f.shape[1]), dtype=torch.float64)
+            if filled + len(f) > total:
+                raise ValueError(f"more than the {total} images announced")
+            feats[filled:filled + len(f)], probs[filled:filled + len(f)] = f, p
+            f64 = f.double()
+            total_sum += f64.sum(0)
+            gram.addmm_(f64.T, f64)
+            filled += len(f)
             if bar is not None:
                 bar.update(len(batch))
     finally:
         if bar is not None:
             bar.close()
-    if not feats:
-        raise ValueError("no images to extract features from")
-    return FeatureSet(torch.cat(feats), torch.cat(probs))
+    if feats is None or filled < 2:
+        raise ValueError(f"features: need at least 2 images, got {filled}")
+    fs = FeatureSet(feats[:filled], probs[:filled])
+    mu = total_sum / filled
+    sigma = (gram - filled * torch.outer(mu, mu)) / (filled - 1)
+    fs._moments = (mu.numpy(), sigma.numpy())
+    return fs
 
 
 def content_hash(chunks: Iterable[Tensor]) -> tuple[str, int, tuple[int, ...]]:
