@@ -201,11 +201,12 @@ class EvalContext:
             save_stats(key, fs)
         self._cache[("real-stats", extractor.name, extractor.sha256, extractor.quantize, used)] = {
             "real_stats_cache": str(stats_path(key)), "real_stats_key": {**key, "digest": key_digest(key)},
-            "real_stats_reused": hit, "real_content_sha256": digest}
+            "real_stats_reused": hit, "real_content_sha256": digest, "real_split": used}
         return fs
 
     def real_stats(self, extractor: Any, split: str) -> dict[str, Any]:
-        """Where the real statistics of :meth:`features` came from (the cache file, reused or written)."""
+        """Where the real statistics of :meth:`features` came from (the cache file, reused or written,
+        its key) and the split they are of."""
         _, used = self._stored(split)
         return self._cache.get(("real-stats", extractor.name, extractor.sha256, extractor.quantize, used), {})
 

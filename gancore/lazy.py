@@ -7,7 +7,9 @@ need none of it. Modules that plugins and the registration path load write::
     F = lazy_module("torch.nn.functional")
 
 and use ``torch.zeros(...)`` as before: the real module is imported at the first attribute access
-(a call, ``isinstance(x, torch.Tensor)``), never at import time. Names used only in annotations
+(a call, ``isinstance(x, torch.Tensor)``), never at import time. Each name is read from the real
+module once and kept, so rebinding it on the real module afterwards (a monkeypatch) is not seen
+through the proxy: patch before the first use, or patch the proxy. Names used only in annotations
 go under ``if TYPE_CHECKING:``. A class that subclasses ``nn.Module`` needs torch when it is defined:
 keep such classes in a module imported where they are built (a variant's ``build()``).
 """
@@ -31,8 +33,11 @@ class _LazyModule(types.ModuleType):
         module = self.__dict__.get("_gancore_module")
         if module is None:
             module = self.__dict__["_gancore_module"] = importlib.import_module(self.__name__)
-        # Always read through: a name set on the real module later (a test's monkeypatch) is seen.
-        return getattr(module, name)
+        value = getattr(module, name)
+        # Kept: later reads are a plain attribute lookup (the training step reads torch through these
+        # proxies; going through __getattr__ costs ~2 us a read, a dict lookup ~50 ns).
+        self.__dict__[name] = value
+        return value
 
     def __repr__(self) -> str:
         state = "imported" if self.__name__ in sys.modules else "not yet imported"

@@ -343,3 +343,24 @@ def test_gancore_eval_equals_torch_fidelity_on_the_runs_own_samples(reference, f
     stats_fake, stats_real = reference.fid_stats(f_fake), reference.fid_stats(f_real)
     theirs = reference.fid(stats_fake, stats_real, False)["frechet_inception_distance"]
     assert abs(ours - theirs) / theirs < 1e-4, (ours, theirs)
+
+
+def test_the_converter_is_the_only_unpickling_and_it_is_weights_only():
+    """Checkpoints, caches and converted weights are safetensors/JSON: the one torch.load in gancore and
+    its plugins is the one-time conversion of the published .pth, with weights_only=True; nothing imports pickle."""
+    root = Path(__file__).resolve().parents[1]
+    loads, pickles = [], []
+    for path in [*(root / "gancore").rglob("*.py"), *(root / "plugins").glob("*/gancore_*/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+                weights_only = [k for k in node.keywords if k.arg == "weights_only"]
+                safe = bool(weights_only) and isinstance(weights_only[0].value, ast.Constant) \
+                    and weights_only[0].value.value is True
+                loads.append((path.relative_to(root).as_posix(), safe))
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+                if any(n and n.split(".")[0] in ("pickle", "cPickle", "dill") for n in names):
+                    pickles.append(path.relative_to(root).as_posix())
+    assert loads == [("gancore/metrics/fid_inception.py", True)]
+    assert pickles == []

@@ -18,7 +18,6 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from gancore.errors import CheckpointError
-from gancore.kernel.files import write_text_atomic  # noqa: F401 (the kernel writes through ck.write_text_atomic)
 
 FORMAT = "gancore.checkpoint"
 FORMAT_VERSION = "1"

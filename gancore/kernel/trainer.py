@@ -28,6 +28,7 @@ from gancore.kernel import checkpoint as ck
 from gancore.kernel.build import BuiltRun, build_run, ema_update, make_optimizer
 from gancore.kernel.distributed import from_env, per_network, wrap
 from gancore.kernel.drawing import nonfinite_state
+from gancore.kernel.files import write_text_atomic
 from gancore.kernel.lock import RunLock
 from gancore.kernel.phases import PhaseRunner, StepStats, Updater
 from gancore.kernel.precision import Precision, resolve_device, resolve_precision
@@ -210,7 +211,7 @@ class Trainer:
             for folder in (self.run_dir, self.ckpt_dir):
                 for stale in folder.glob(".*.tmp*"):
                     stale.unlink(missing_ok=True)
-            ck.write_text_atomic(json.dumps(self.cfg.to_dict(), indent=2) + "\n", self.run_dir / "config.json")
+            write_text_atomic(json.dumps(self.cfg.to_dict(), indent=2) + "\n", self.run_dir / "config.json")
 
     # -- the schedule ----------------------------------------------------------------------
     def _context(self) -> StepContext:

@@ -17,7 +17,6 @@ which admits tensors and containers of them and refuses anything else, after its
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -201,8 +200,9 @@ def tf1_bilinear_resize(x: Tensor, size: int) -> Tensor:
     return top + (bottom - top) * dy.view(1, 1, -1, 1)
 
 
-def _expected() -> dict[str, tuple[int, ...]]:
-    state = FIDInceptionV3().state_dict()
+def _expected(net: nn.Module | None = None) -> dict[str, tuple[int, ...]]:
+    """The network's tensors and their shapes (BatchNorm's step counters aside)."""
+    state = (net or FIDInceptionV3()).state_dict()
     return {k: tuple(v.shape) for k, v in state.items() if not k.endswith("num_batches_tracked")}
 
 
@@ -271,13 +271,9 @@ def load_network(path: str | Path) -> tuple[FIDInceptionV3, dict[str, str]]:
         raise ConfigError(f"fid.weights: {path} was not made by `gancore weights convert` (format "
                           f"{metadata.get('format')!r}, expected {FORMAT!r})")
     net = FIDInceptionV3()
-    expected = _expected()
+    expected = _expected(net)
     if set(tensors) != set(expected) or any(tuple(tensors[k].shape) != s for k, s in expected.items()):
         raise ConfigError(f"fid.weights: {path} does not hold the FID Inception's tensors")
     net.load_state_dict(tensors, strict=False)
     net.eval().requires_grad_(False)
     return net, metadata
-
-
-def describe(metadata: dict[str, str]) -> str:
-    return json.dumps({k: metadata[k] for k in ("format", "source", "source_sha256") if k in metadata})

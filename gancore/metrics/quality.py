@@ -55,9 +55,8 @@ def _extracted(ctx: EvalContext, c: ExtractorSettings) -> tuple[Any, Any, Any, d
     ex = extractor_of(c).to(ctx.built.device)
     fake = ctx.features(ex, "fake", c.real_split)
     real = ctx.features(ex, "real", c.real_split)
-    _, split = ctx._stored(c.real_split)
     prov = {**ex.provenance(int(ctx.spec.shape[-1])), "n_samples": len(fake), "n_real": len(real),
-            "real_split": split, **ctx.real_stats(ex, c.real_split)}
+            **ctx.real_stats(ex, c.real_split)}
     return ex, fake, real, prov
 
 
