@@ -34,7 +34,7 @@ def evaluate(run: Path) -> dict:
     from gancore.data.digits import digits_split
     from gancore.inference import draw, load_model
     from gancore.labels import class_rows
-    from gancore.plugins import load_plugins
+    from gancore.app import load_plugins
 
     judge, real_acc = fit_judge()
     model, ckpt = load_model(load_plugins(), run)

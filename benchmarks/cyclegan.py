@@ -48,7 +48,7 @@ def evaluate(run: Path, style: str) -> dict:
 
     from gancore.errors import ConfigError
     from gancore.inference import load_model, translate_images
-    from gancore.plugins import load_plugins
+    from gancore.app import load_plugins
 
     judge, judge_acc, _, test = b_judge(style)
     model, ckpt = load_model(load_plugins(), run)

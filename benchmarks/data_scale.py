@@ -46,7 +46,7 @@ def watch():
         peak[0] = max(peak[0], rss_anon()); time.sleep(0.01)
 threading.Thread(target=watch, daemon=True).start()
 from gancore.kernel import Trainer
-from gancore.plugins import load_plugins
+from gancore.app import load_plugins
 from gancore.testing import make_config, quiet
 host = load_plugins()
 over = json.loads(sys.argv[1]); steps = int(sys.argv[2])
@@ -64,7 +64,7 @@ print(json.dumps({"first_step_s": first, "steps_per_s": steps / dt, "peak_rss_an
 RATIO_DRIVER = r"""
 import json, sys, time
 from gancore.kernel import Trainer
-from gancore.plugins import load_plugins
+from gancore.app import load_plugins
 from gancore.testing import make_config, quiet
 host = load_plugins()
 sides = json.loads(sys.argv[1]); rounds, block = int(sys.argv[2]), int(sys.argv[3])

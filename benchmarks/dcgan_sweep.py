@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from digit_judge import fit_judge, judge  # noqa: E402
 
 from gancore.inference import generate  # noqa: E402
-from gancore.plugins import load_plugins  # noqa: E402
+from gancore.app import load_plugins  # noqa: E402
 from gancore.testing import make_config, train  # noqa: E402
 
 

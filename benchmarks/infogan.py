@@ -129,7 +129,7 @@ def main() -> None:
 
     from gancore.inference import load_model
     from gancore.metrics.extractors import DigitClassifier
-    from gancore.plugins import load_plugins
+    from gancore.app import load_plugins
 
     classifier = DigitClassifier()
     host = load_plugins()

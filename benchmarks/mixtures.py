@@ -65,7 +65,7 @@ def one_run(name: str, seed: int, steps: int, extra: list[str], root: Path, devi
         raise RuntimeError(f"{name} seed {seed} failed:\n{done.stderr[-2000:]}")
     code = (
         "import json,sys,torch\n"
-        "from gancore.plugins import load_plugins\nfrom gancore.inference import generate\n"
+        "from gancore.app import load_plugins\nfrom gancore.inference import generate\n"
         "from gancore.data.mixtures import GaussianGrid\nfrom gancore.metrics.modes import mode_stats\n"
         f"x,_=generate(load_plugins(), {str(out)!r}, n=2500, seed=12345)\n"
         "g=GaussianGrid()\nprint(json.dumps(mode_stats(x, g.centres(), g.std)))\n"

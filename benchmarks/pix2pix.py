@@ -67,7 +67,7 @@ def main() -> None:
     from gancore.inference import load_model, translate_images
     from gancore.metrics.extractors import DigitClassifier
     from gancore.nets.unet import KeptDropout
-    from gancore.plugins import load_plugins
+    from gancore.app import load_plugins
     from gancore.translation.sources import DigitsRestore
 
     classifier = DigitClassifier()

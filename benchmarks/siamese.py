@@ -52,7 +52,7 @@ def judge_generation(run: Path, n: int = 2000) -> dict:
 
     from gancore.data.digits import digits_split
     from gancore.inference import draw, load_model
-    from gancore.plugins import load_plugins
+    from gancore.app import load_plugins
 
     clf, _ = fit_judge()
     model, ckpt = load_model(load_plugins(), run)

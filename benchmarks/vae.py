@@ -55,7 +55,7 @@ def main() -> None:
     from gancore.inference import draw, load_model, translate_images
     from gancore.metrics.extractors import DigitClassifier
     from gancore.metrics.stats import frechet_of_features
-    from gancore.plugins import load_plugins
+    from gancore.app import load_plugins
 
     classifier = DigitClassifier()
     test = Digits(Digits.Config(split="test")).load()

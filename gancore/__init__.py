@@ -21,9 +21,9 @@ _EXPORTS = {
     **dict.fromkeys(("CheckpointError", "ConfigError", "GancoreError", "PluginError", "TrainingError"),
                     "gancore.errors"),
     **dict.fromkeys(("Batch", "DataSpec", "Loss", "Networks", "NoSettings", "PenaltyInput", "PenaltySettings",
-                     "Players", "Regularizer", "Settings", "StepContext", "StepOutput"), "gancore.interfaces"),
+                     "Regularizer", "Settings", "StepContext", "StepOutput"), "gancore.interfaces"),
     **dict.fromkeys(("Critic", "Generator"), "gancore.modules"),
-    "Metric": "gancore.metrics",
+    **dict.fromkeys(("Metric", "MetricContext"), "gancore.metrics"),
     "lazy_module": "gancore.lazy",
     **dict.fromkeys(("InitReport", "Phase", "Preset", "Variant"), "gancore.variant"),
 }
@@ -56,14 +56,13 @@ if TYPE_CHECKING:
         NoSettings,
         PenaltyInput,
         PenaltySettings,
-        Players,
         Regularizer,
         Settings,
         StepContext,
         StepOutput,
     )
     from gancore.lazy import lazy_module
-    from gancore.metrics import Metric
+    from gancore.metrics import Metric, MetricContext
     from gancore.modules import Critic, Generator
     from gancore.variant import InitReport, Phase, Preset, Variant
 
@@ -84,12 +83,12 @@ __all__ = [
     "InitReport",
     "Loss",
     "Metric",
+    "MetricContext",
     "Networks",
     "NoSettings",
     "PenaltyInput",
     "PenaltySettings",
     "Phase",
-    "Players",
     "PluginError",
     "Preset",
     "Regularizer",

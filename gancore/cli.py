@@ -16,25 +16,15 @@ from typing import Any
 
 import click
 
-from gancore import __version__
+from gancore import __version__, app
+from gancore.app import host
 from gancore.errors import ConfigError, GancoreError, TrainingError, describe_os_error
-from gancore.plugins import PluginHost, load_plugins
-
-_host: PluginHost | None = None
-
-
-def host() -> PluginHost:
-    """The plugins, loaded once per process."""
-    global _host
-    if _host is None:
-        _host = load_plugins()
-    return _host
+from gancore.plugins import PluginHost
 
 
 def reset_host() -> None:
     """Forget the loaded plugins and their commands (tests change what is installed)."""
-    global _host
-    _host = None
+    app.reset_host()
     for name in list(cli.commands):
         if name not in CORE_COMMANDS:
             del cli.commands[name]

@@ -27,7 +27,7 @@ def data() -> None:
 def pack(source: str, out: str, sets: tuple[str, ...], config_file: str | None, workers: int | None,
          skip_bad: bool, progress: bool) -> None:
     """Decode the data source SOURCE (e.g. image-folder, digits) once into the pack OUT."""
-    from gancore.cli import host
+    from gancore.app import host
     from gancore.config import apply_set, load_file, validate
     from gancore.data.packing import default_workers, pack_source
     from gancore.errors import ConfigError, PluginError

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,26 +23,20 @@ from torch import Tensor
 from gancore.config import RunConfig
 from gancore.data import TensorData
 from gancore.errors import ConfigError
+from gancore.files import write_text_atomic
+from gancore.interfaces import DataSpec
 from gancore.kernel.build import BuiltRun
 from gancore.kernel.drawing import draw_samples, translate_chunks
+from gancore.metrics import task_of
 from gancore.metrics.features import FeatureSet
 from gancore.plugins import PluginHost
 
 
-def task_of(built: BuiltRun) -> str:
-    """``translate`` (two domains), ``conditional``, ``vector`` or ``generate``."""
-    spec, variant = built.variant.data, built.variant
-    if spec.domains == 2:
-        return "translate"
-    if variant.conditional:
-        return "conditional"
-    return "vector" if spec.kind == "vector" else "generate"
-
-
 @dataclass
 class EvalContext:
-    """What a metric may use. Samples, real data and extractor outputs are cached, so several
-    metrics in one evaluation share one draw and one pass of the extractor."""
+    """The runner's :class:`~gancore.metrics.MetricContext`: what a metric may use of one run. Samples,
+    real data and extractor outputs are cached, so several metrics in one evaluation share one draw
+    and one pass of the extractor."""
 
     host: PluginHost
     built: BuiltRun
@@ -62,11 +55,19 @@ class EvalContext:
 
     @property
     def task(self) -> str:
-        return task_of(self.built)
+        return task_of(self.built.variant)
 
     @property
-    def spec(self):
+    def spec(self) -> DataSpec:
         return self.built.variant.data
+
+    @property
+    def device(self) -> torch.device:
+        return self.built.device
+
+    @property
+    def dataset(self) -> str:
+        return self.cfg.data_cls.name
 
     def generator(self) -> torch.nn.Module:
         return self.built.generator(self.ema)
@@ -286,9 +287,7 @@ def write_results(run_dir: Path, results: list[dict[str, Any]]) -> list[Path]:
     paths = []
     for result in results:
         path = out_dir / f"{result['metric']}_step_{result['step']:07d}.json"
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(json.dumps(result, indent=2) + "\n", path)
         paths.append(path)
     return paths
 

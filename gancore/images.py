@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gancore.files import atomic_path
+
 
 def to_uint8(x: Tensor) -> np.ndarray:
     """``[N, C, H, W]`` in [-1, 1] to ``[N, H, W, C]`` uint8."""
@@ -36,8 +38,8 @@ def save_png(array: np.ndarray, path: str | Path) -> None:
     from PIL import Image
 
     img = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
 
 
 def save_grid(x: Tensor, path: str | Path, nrow: int | None = None) -> None:

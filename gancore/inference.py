@@ -11,6 +11,7 @@ from torch import Tensor
 from gancore.codes import codes_from_json, codes_of, first_categorical
 from gancore.config import resolve
 from gancore.errors import CheckpointError, ConfigError
+from gancore.files import atomic_path
 from gancore.kernel.build import BuiltRun, build_run
 from gancore.kernel.checkpoint import Checkpoint, find_checkpoint, read_checkpoint
 from gancore.kernel.drawing import draw_samples, translate_chunks
@@ -99,14 +100,16 @@ def write_samples(x: Tensor, out: str | Path, labels: Tensor | None = None, nrow
     if suffix == ".png":
         save_samples(x, out, nrow=nrow)
     elif suffix == ".npy":
-        np.save(out, x.numpy(), allow_pickle=False)
+        with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, x.numpy(), allow_pickle=False)
     elif suffix == ".safetensors":
         from safetensors.torch import save_file
 
         tensors = {"samples": x.contiguous()}
         if labels is not None:
             tensors["labels"] = labels.contiguous()
-        save_file(tensors, str(out))
+        with atomic_path(out) as tmp:
+            save_file(tensors, str(tmp))
     else:
         raise ConfigError(f"--out: {out} must end in .png, .npy or .safetensors")
 
@@ -186,6 +189,8 @@ def translate_path(model: BuiltRun, source: str | Path, out: str | Path, directi
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         targets = [out]
+    formats = Image.registered_extensions()
     for img, target in zip(y, targets, strict=True):
-        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(target)
+        with atomic_path(target) as tmp:
+            Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(tmp, format=formats[target.suffix.lower()])
     return len(files)

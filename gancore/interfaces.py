@@ -211,10 +211,6 @@ class Networks:
         return Networks(generator=mapping["generator"], critic=mapping.get("critic"), others=others)
 
 
-Players = Networks
-"""The former name of :class:`Networks`, kept so existing plugins keep working."""
-
-
 @dataclass
 class StepContext:
     """Handed to a variant's step functions by the kernel."""
@@ -294,10 +290,6 @@ class DataSpec:
 
 
 
-# The variant interface lives in gancore.variant; these names stay importable from here.
-from gancore.variant import InitReport, Phase, Preset, Variant  # noqa: E402
-
-
 def __getattr__(name: str) -> Any:
     """``Generator`` and ``Critic`` (``nn.Module`` subclasses, so they need torch) load on first use."""
     if name in ("Generator", "Critic"):
@@ -306,8 +298,8 @@ def __getattr__(name: str) -> Any:
         return getattr(modules, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
-    "Batch", "Configurable", "Critic", "DataSpec", "GradFn", "Generator", "InitReport", "Loss", "Networks",
-    "NoSettings", "PenaltyInput", "PenaltySettings", "Phase", "Players", "Preset", "Regularizer", "Settings",
-    "StepContext", "StepOutput", "Variant",
+    "Batch", "Configurable", "Critic", "DataSpec", "GradFn", "Generator", "Loss", "Networks",
+    "NoSettings", "PenaltyInput", "PenaltySettings", "Regularizer", "Settings", "StepContext", "StepOutput",
 ]

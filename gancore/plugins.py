@@ -1,9 +1,10 @@
-"""Plugin loading and the typed registries.
+"""The plugin host and the typed registries: knows how plugins load, not which ones.
 
-:func:`load_plugins` builds a fresh :class:`PluginHost`: a pluggy manager with the core's
-built-ins registered like any plugin, then every ``gancore`` entry point loaded one by one
-inside its own error handling. A broken plugin is recorded (``gancore plugins`` shows it with its
-error) and its error is raised only when something it would provide is asked for.
+:func:`build_host` builds a fresh :class:`PluginHost` from the candidates it is given (the
+application's default plugins and the entry points, chosen by :mod:`gancore.app`, the composition
+root), each registered inside its own error handling. A broken plugin is recorded (``gancore
+plugins`` shows it with its error) and its error is raised only when something it would provide is
+asked for. Nothing here imports anything above the contracts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 import pluggy
@@ -24,7 +24,6 @@ from gancore.errors import PluginError
 
 ENTRY_POINT_GROUP = "gancore"
 DISABLE_ENV = "GANCORE_DISABLE_PLUGINS"
-BUILTIN = "gancore.builtin"
 
 T = TypeVar("T")
 
@@ -149,8 +148,9 @@ class PluginHost:
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         from gancore.data import DataSource
-        from gancore.interfaces import Loss, Regularizer, Variant
+        from gancore.interfaces import Loss, Regularizer
         from gancore.metrics import Metric
+        from gancore.variant import Variant
 
         self.pm = pm
         self.records: list[PluginRecord] = []
@@ -245,33 +245,28 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def load_plugins(
-    *, entry_points: bool = True, extra: Iterable[tuple[str, ModuleType | object]] = ()
-) -> PluginHost:
-    """Build a fresh :class:`PluginHost`.
+def entry_point_candidates() -> list[tuple[str, str, md.EntryPoint]]:
+    """The installed ``gancore`` entry points as ``(name, source, entry point)``, by name, each once."""
+    seen: set[str] = set()
+    found = []
+    for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in seen:  # the same distribution found twice on sys.path
+            continue
+        seen.add(ep.name)
+        found.append((ep.name, _source_of(ep), ep))
+    return found
 
-    :param entry_points: load the installed ``gancore`` entry points.
-    :param extra: ``(name, plugin)`` pairs registered after them (tests, embedding apps).
+
+def build_host(candidates: Iterable[tuple[str, str, Any]]) -> PluginHost:
+    """A fresh :class:`PluginHost` with ``candidates`` registered in order.
+
+    :param candidates: ``(plugin name, source, plugin)`` triples; a plugin is a module, an object with
+        hook implementations, or an entry point (loaded here, inside its own error handling).
     """
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
     host = PluginHost(pm)
     disabled = disabled_plugins()
-
-    from gancore import builtin
-    from gancore.features import default_features
-
-    candidates: list[tuple[str, str, Any]] = [(BUILTIN, "gancore (core built-ins)", builtin)]
-    candidates.extend((name, "gancore (core feature)", plugin) for name, plugin in default_features())
-    if entry_points:
-        seen: set[str] = set()
-        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if ep.name in seen:  # the same distribution found twice on sys.path
-                continue
-            seen.add(ep.name)
-            candidates.append((ep.name, _source_of(ep), ep))
-    candidates.extend((name, getattr(p, "__name__", repr(p)), p) for name, p in extra)
-
     for name, source, obj in candidates:
         record = PluginRecord(name=name, source=source)
         host.records.append(record)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gancore.errors import ConfigError
+from gancore.files import write_text_atomic
 from gancore.kernel.checkpoint import list_checkpoints
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"]
@@ -214,8 +215,5 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
         raise ConfigError(f"{run_dir}: no such run directory")
     page = build_report(run_dir)
     path = out or run_dir / "report.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(page, path)
     return path

@@ -22,13 +22,14 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
+from gancore.app import load_plugins
 from gancore.config import RunConfig, build_raw, resolve
 from gancore.errors import ConfigError
 from gancore.inference import generate, load_model
 from gancore.kernel import Trainer
 from gancore.kernel.checkpoint import find_checkpoint, read_checkpoint
 from gancore.kernel.state import network_sections
-from gancore.plugins import PluginHost, load_plugins
+from gancore.plugins import PluginHost
 
 #: Settings that make any variant's contract run small: tiny images, tiny batches.
 __all__ = ["SMALL", "VariantContract", "make_config", "quiet", "train", "weights"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
+from gancore.files import atomic_path
 from gancore.images import save_grid
 
 
@@ -34,8 +35,8 @@ def scatter_plot(
             draw.ellipse((x - 3, y - 3, x + 3, y + 3), outline=(220, 40, 40), width=2)
     for x, y in to_px(points):
         draw.rectangle((x - 1, y - 1, x + 1, y + 1), fill=(30, 60, 200))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
 
 
 def save_samples(

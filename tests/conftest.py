@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from gancore import cli as cli_module
-from gancore.plugins import PluginHost, load_plugins
+from gancore.app import load_plugins
+from gancore.plugins import PluginHost
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ def test_data_info_imports_no_heavy_module(pack_file):
 
 
 def test_every_installed_plugin_loads_without_heavy_imports():
-    from gancore.plugins import load_plugins
+    from gancore.app import load_plugins
 
     # in this process torch is already imported, so read what `gancore plugins` says in a fresh one
     done = subprocess.run([sys.executable, "-m", "gancore", "plugins"], capture_output=True, text=True, timeout=120)

@@ -147,7 +147,7 @@ def test_schedule_is_applied_by_the_kernel(host, tmp_path):
 
 
 def test_set_of_a_new_data_source_drops_the_variant_defaults_for_the_old_one(host, install_plugin):
-    from gancore.plugins import load_plugins
+    from gancore.app import load_plugins
 
     install_plugin("tiny", """
 from gancore import hookimpl
@@ -188,7 +188,7 @@ def test_config_output_round_trips_the_eval_section(tmp_path):
 
 
 def test_fast_path_switches_take_booleans_from_older_runs():
-    from gancore.plugins import load_plugins
+    from gancore.app import load_plugins
 
     host = load_plugins()
     cfg = resolve(host, build_raw("dcgan"), ["train.channels_last=false", "train.fused_optimizer=true"])

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from gancore.app import load_plugins
 from gancore.cli import cli
 from gancore.errors import CheckpointError, ConfigError
 from gancore.inference import load_model
-from gancore.plugins import load_plugins
 from gancore.testing import SMALL, make_config, train
 
 TINY = {**SMALL, "variant.generator_width": 4, "variant.critic_width": 4, "log.checkpoint_every": 2}

@@ -326,10 +326,10 @@ def test_a_tampered_cache_key_is_not_reused(folder_run, weights):
 def test_gancore_eval_equals_torch_fidelity_on_the_runs_own_samples(reference, folder_run, weights, monkeypatch):
     """The whole pipeline: `gancore eval`'s FID equals torch-fidelity's on the same samples (drawn with
     the evaluation's seed, saved as uint8 the way a user would save them) and the same real PNGs."""
+    from gancore.app import load_plugins
     from gancore.inference import load_model
     from gancore.kernel.drawing import draw_samples
     from gancore.metrics.extractors import to_uint8
-    from gancore.plugins import load_plugins
 
     ours = eval_fid(folder_run.run, weights.path)["values"]["fid"]
     built, _ = load_model(load_plugins(), folder_run.run)

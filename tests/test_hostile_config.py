@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gancore.app import load_plugins
 from gancore.config import build_raw, resolve
 from gancore.errors import ConfigError
-from gancore.plugins import load_plugins
 
 HOST = load_plugins()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from gancore import Players, hookimpl
-from gancore.plugins import load_plugins
+from gancore import Networks, hookimpl
+from gancore.app import load_plugins
 from gancore.testing import SMALL, make_config, train
 
 
@@ -17,7 +17,7 @@ def test_parameters_frozen_by_the_variant_stay_frozen(tmp_path):
 
         name = "dcgan-frozen"
 
-        def build(self) -> Players:
+        def build(self) -> Networks:
             nets = super().build()
             nets.critic.features[0].weight.requires_grad_(False)
             return nets
@@ -40,8 +40,8 @@ def test_parameters_frozen_by_the_variant_stay_frozen(tmp_path):
 
 
 def test_fast_path_settings_resolve_per_device_and_train(tmp_path):
+    from gancore.app import load_plugins
     from gancore.kernel.build import use_channels_last
-    from gancore.plugins import load_plugins
     from gancore.testing import SMALL, make_config, train
 
     host = load_plugins()
@@ -62,7 +62,7 @@ def test_fast_path_settings_resolve_per_device_and_train(tmp_path):
 
 
 def test_compile_keeps_the_penalised_critic_eager_and_trains(tmp_path):
-    from gancore.plugins import load_plugins
+    from gancore.app import load_plugins
     from gancore.testing import SMALL, make_config, train
 
     host = load_plugins()

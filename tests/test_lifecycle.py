@@ -7,8 +7,8 @@ import json
 
 from click.testing import CliRunner
 
+from gancore.app import load_plugins
 from gancore.cli import cli
-from gancore.plugins import load_plugins
 
 RUN = ["--set", "train.steps=6", "--set", "train.batch_size=8", "--set", "data.image_size=16",
        "--set", "variant.generator_width=8", "--set", "variant.critic_width=8", "--set", "log.every=1",

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import linalg
 
+from gancore.app import load_plugins
 from gancore.cli import cli
 from gancore.data.digits import Digits
 from gancore.metrics.extractors import DigitClassifier, get_extractor
@@ -27,7 +28,6 @@ from gancore.metrics.stats import (
     kernel_inception_distance,
     polynomial_mmd2,
 )
-from gancore.plugins import load_plugins
 from gancore.testing import SMALL, make_config, train, weights
 
 # -- statistics -------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from PIL import Image
 from safetensors import safe_open
 
+from gancore.app import load_plugins
 from gancore.cli import cli
 from gancore.data.image_folder import read_image
-from gancore.plugins import load_plugins
 from gancore.testing import make_config, train, weights
 
 TINY = {"train.batch_size": 8, "variant.generator_width": 8, "variant.critic_width": 8, "log.progress": False,

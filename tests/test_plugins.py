@@ -6,9 +6,10 @@ import pytest
 from click.testing import CliRunner
 
 from gancore import Loss, hookimpl
+from gancore.app import load_plugins
 from gancore.cli import cli
 from gancore.errors import PluginError
-from gancore.plugins import Registry, load_plugins
+from gancore.plugins import Registry
 
 CUSTOM_LOSS = """
 from gancore import Loss, hookimpl

@@ -8,12 +8,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from gancore.app import load_plugins
 from gancore.cli import cli
 from gancore.config import build_raw, preset_sets, resolve
 from gancore.errors import ConfigError
 from gancore.interfaces import DataSpec
 from gancore.kernel.build import build_run
-from gancore.plugins import load_plugins
 
 HOST = load_plugins()
 PRESETS = [(name, preset) for name in HOST.variants.names() for preset in HOST.variants.get(name).presets]

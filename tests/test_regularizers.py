@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-from gancore import Batch, Critic, PenaltyInput, Players, StepContext, StepOutput, Variant, hookimpl
+from gancore import Batch, Critic, Networks, PenaltyInput, StepContext, StepOutput, Variant, hookimpl
+from gancore.app import load_plugins
 from gancore.errors import TrainingError
 from gancore.kernel.precision import Precision, scaled_grad
 from gancore.nets import DCGANGenerator
-from gancore.plugins import load_plugins
 from gancore.regularizers import R1, R2, GradientPenalty, SpectralNorm, WeightClip
 from gancore.testing import SMALL, make_config, train
 
@@ -192,17 +192,17 @@ class CdistGAN(Variant):
 
     name = "cdist-gan"
 
-    def build(self) -> Players:
-        return Players(generator=DCGANGenerator(8, 1, 16, 4), critic=CdistCritic())
+    def build(self) -> Networks:
+        return Networks(generator=DCGANGenerator(8, 1, 16, 4), critic=CdistCritic())
 
-    def critic_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+    def critic_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d = nets.generator, nets.critic
         with torch.no_grad():
             fake = g(g.sample_latent(len(batch.x), generator=ctx.rng, device=ctx.device))
         return StepOutput(terms={"adv": self.loss.critic_loss(d(batch.x), d(fake))},
                           penalties=[PenaltyInput(critic=d, real=batch.x, fake=fake)])
 
-    def generator_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+    def generator_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d = nets.generator, nets.critic
         fake = g(g.sample_latent(len(batch.x), generator=ctx.rng, device=ctx.device))
         return StepOutput(terms={"adv": self.loss.generator_loss(d(fake))})

@@ -7,9 +7,9 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from gancore.app import load_plugins
 from gancore.errors import ConfigError
 from gancore.losses import ContrastiveLoss, LeastSquaresLoss, SiameseAnchorLoss, contrastive, squared_distance
-from gancore.plugins import load_plugins
 
 # Components on a 1e-3 grid: distinct encodings then differ by at least ~1e-3, whose float32 square
 # does not underflow ("zero exactly when the encodings coincide" is about representable distances).

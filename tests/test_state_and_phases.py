@@ -26,8 +26,8 @@ from gancore import (
     Variant,
     hookimpl,
 )
+from gancore.app import load_plugins
 from gancore.inference import generate, load_model, translate_images
-from gancore.plugins import load_plugins
 from gancore.testing import SMALL, make_config, train, weights
 
 FIXTURES = Path(__file__).parent / "fixtures"

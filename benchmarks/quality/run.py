@@ -73,7 +73,7 @@ def main() -> None:
     args = p.parse_args()
 
     from gancore.evaluation import evaluate
-    from gancore.plugins import load_plugins
+    from gancore.app import load_plugins
 
     host = load_plugins()
     installed = set(host.variants.names())

@@ -29,7 +29,7 @@ def main() -> None:
     args = p.parse_args()
 
     from gancore.kernel import Trainer
-    from gancore.plugins import load_plugins
+    from gancore.app import load_plugins
     from gancore.testing import make_config, quiet
 
     host = load_plugins()

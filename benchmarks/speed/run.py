@@ -70,7 +70,7 @@ def peak_mb(device: torch.device) -> float:
 
 def build(variant: str, precision: str, args, tmp: Path, extra: dict):
     from gancore.kernel import Trainer
-    from gancore.plugins import load_plugins
+    from gancore.app import load_plugins
     from gancore.testing import make_config, quiet
 
     name, over = VARIANTS[variant]

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from gancore.errors import ConfigError
+from gancore.files import temporary_path
 
 FORMAT = "gancore.pack"
 FORMAT_VERSION = "1"
@@ -67,7 +68,7 @@ class PackWriter:
         header, self.offsets = _header(arrays, self.metadata)
         self.data_start = len(header)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        self.tmp = temporary_path(self.path)
         self.fh = open(self.tmp, "wb")  # noqa: SIM115 (closed in close/abort)
         self.fh.write(header)
         self.hash = hashlib.sha256()

@@ -1,7 +1,7 @@
 """The training kernel: the built run, its state and checkpoints, the phases, the loop.
 
 Its names load on first access (PEP 562): the CLI's registration path imports
-``gancore.kernel.files`` and ``gancore.kernel.lock`` without torch.
+``gancore.files`` and ``gancore.kernel.lock`` without torch.
 """
 
 from __future__ import annotations

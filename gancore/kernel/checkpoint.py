@@ -7,7 +7,6 @@ to disk, then renamed over the target, so a crash never leaves a half-written ch
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from gancore.errors import CheckpointError
+from gancore.files import atomic_path
 
 FORMAT = "gancore.checkpoint"
 FORMAT_VERSION = "1"
@@ -54,32 +54,21 @@ def find_checkpoint(path: str | Path) -> Path:
 
 
 def write_atomic(tensors: dict[str, Tensor], metadata: dict[str, str], path: Path) -> None:
-    """Write a safetensors file atomically (temporary file, fsync, rename). A failed write (disk
-    full, permission) removes the temporary file, leaves any file already at ``path`` as it was,
-    and raises :class:`~gancore.errors.WriteError` naming the file and the reason."""
+    """Write a safetensors file atomically (:func:`gancore.files.atomic_path`, fsynced). A failed write
+    (disk full, permission) leaves any file already at ``path`` as it was and raises
+    :class:`~gancore.errors.WriteError` naming the file and the reason."""
     from safetensors import SafetensorError
 
-    from gancore.errors import WriteError, os_error_reason
+    def describe(exc: BaseException) -> str | None:
+        if not isinstance(exc, SafetensorError):
+            return None
+        text = str(exc)  # safetensors reports a failed write (EFBIG, ENOSPC) as its own error
+        if "too large" in text.lower() or "no space" in text.lower():
+            return "the disk is full or a file size limit was reached"
+        return text
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # per process: never two writers on one file
-    try:
+    with atomic_path(path, fsync=True, describe=describe) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise WriteError(f"cannot write {path}: {os_error_reason(exc)}") from None
-    except SafetensorError as exc:  # safetensors reports a failed write (EFBIG, ENOSPC) as its own error
-        text = str(exc)
-        reason = ("the disk is full or a file size limit was reached" if "too large" in text.lower()
-                  or "no space" in text.lower() else text)
-        raise WriteError(f"cannot write {path}: {reason}") from None
-    finally:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
 
 
 def module_tensors(prefix: str, module: nn.Module) -> dict[str, Tensor]:

@@ -23,12 +23,12 @@ from torch import nn
 from gancore.config import RunConfig
 from gancore.data import TensorData
 from gancore.errors import CheckpointError, ConfigError, TrainingError, WriteError
+from gancore.files import remove_temporaries, write_text_atomic
 from gancore.interfaces import Batch, Networks, StepContext
 from gancore.kernel import checkpoint as ck
 from gancore.kernel.build import BuiltRun, build_run, ema_update, make_optimizer
 from gancore.kernel.distributed import from_env, per_network, wrap
 from gancore.kernel.drawing import nonfinite_state
-from gancore.kernel.files import write_text_atomic
 from gancore.kernel.lock import RunLock
 from gancore.kernel.phases import PhaseRunner, StepStats, Updater
 from gancore.kernel.precision import Precision, resolve_device, resolve_precision
@@ -181,9 +181,9 @@ class Trainer:
     def _check_eval_metrics(self) -> None:
         """``eval.metrics`` that do not apply to this run's task are an error before training starts
         (and before the run directory is written), not a warning at the first evaluation."""
-        from gancore.evaluation import task_of
+        from gancore.metrics import task_of
 
-        task = task_of(self.built)
+        task = task_of(self.built.variant)
         for i, (cls, _) in enumerate(self.cfg.eval_metrics):
             if task not in cls.tasks:
                 raise ConfigError(f"eval.metrics.{i}: metric {cls.name!r} applies to {', '.join(cls.tasks)} runs, "
@@ -209,8 +209,7 @@ class Trainer:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             # temporary files of a process killed mid-write (we hold the lock: no other writer is alive)
             for folder in (self.run_dir, self.ckpt_dir):
-                for stale in folder.glob(".*.tmp*"):
-                    stale.unlink(missing_ok=True)
+                remove_temporaries(folder)
             write_text_atomic(json.dumps(self.cfg.to_dict(), indent=2) + "\n", self.run_dir / "config.json")
 
     # -- the schedule ----------------------------------------------------------------------

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gancore.errors import ConfigError
+from gancore.files import atomic_path, file_sha256
 
 RESIZE = "bilinear-antialias"
 QUANTIZATION = "uint8 (x * 127.5 + 128, clamped to [0, 255], truncated)"
@@ -45,14 +46,6 @@ def cache_dir() -> Path:
         return Path(os.environ["GANCORE_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "gancore"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fit_images(x: Tensor, channels: int, size: int) -> Tensor:
@@ -222,11 +215,9 @@ class DigitClassifier(Extractor):
         from safetensors.torch import save_file
 
         net, accuracy = cls.train()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp),
-                  metadata={"test_accuracy": f"{accuracy:.4f}", "recipe": cls.name})
-        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+        with atomic_path(path) as tmp:  # a concurrent reader never sees half a file
+            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp),
+                      metadata={"test_accuracy": f"{accuracy:.4f}", "recipe": cls.name})
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.net(x)

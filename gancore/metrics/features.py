@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gancore.files import atomic_path
 from gancore.metrics.extractors import Extractor, cache_dir
 
 STATS_FORMAT = "gancore-real-stats-v1"
@@ -156,17 +156,12 @@ def save_stats(key: dict[str, Any], fs: FeatureSet) -> Path:
     from safetensors.torch import save_file
 
     path = stats_path(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
     mu, sigma = fs.moments()
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tensors = {"features": fs.features.contiguous(), "probs": fs.probs.contiguous(),
-                   "mu": torch.from_numpy(np.ascontiguousarray(mu)),
-                   "sigma": torch.from_numpy(np.ascontiguousarray(sigma))}
+    tensors = {"features": fs.features.contiguous(), "probs": fs.probs.contiguous(),
+               "mu": torch.from_numpy(np.ascontiguousarray(mu)),
+               "sigma": torch.from_numpy(np.ascontiguousarray(sigma))}
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"key": json.dumps(key, sort_keys=True)})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -17,7 +17,6 @@ which admits tensors and containers of them and refuses anything else, after its
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gancore.errors import ConfigError
-from gancore.metrics.extractors import file_sha256
+from gancore.files import atomic_path, file_sha256
 
 #: torch.hub's convention: the published file's name carries the first hex digits of its sha256.
 PUBLISHED_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -243,13 +242,8 @@ def convert_weights(src: str | Path, out: str | Path, *,
         k = wrong[0]
         raise ConfigError(f"{src}: {k} has shape {tuple(tensors[k].shape)}, expected {expected[k]}")
     metadata = {"format": FORMAT, "source": src.name, "source_sha256": digest}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(out) as tmp:
         save_file({k: v.float().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return metadata
 
 

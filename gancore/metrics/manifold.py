@@ -23,7 +23,7 @@ from gancore.metrics.quality import IMAGE_TASKS, ExtractorSettings, _extracted
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from gancore.evaluation import EvalContext
+    from gancore.metrics import MetricContext
 
 torch = lazy_module("torch")
 
@@ -81,7 +81,7 @@ class PrecisionRecall(Metric):
     tasks = IMAGE_TASKS
     higher_is_better = True
 
-    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+    def compute(self, ctx: MetricContext) -> dict[str, Any]:
         _, fake, real, prov = _extracted(ctx, self.config)
         precision, recall = precision_recall(real.features, fake.features, self.config.k)
         return {"precision": precision, "recall": recall, **prov, "k": self.config.k}
@@ -100,7 +100,7 @@ class DensityCoverage(Metric):
     tasks = IMAGE_TASKS
     higher_is_better = True
 
-    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+    def compute(self, ctx: MetricContext) -> dict[str, Any]:
         _, fake, real, prov = _extracted(ctx, self.config)
         density, coverage = density_coverage(real.features, fake.features, self.config.k)
         return {"density": density, "coverage": coverage, **prov, "k": self.config.k}

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 torch = lazy_module("torch")
 
 if TYPE_CHECKING:
-    from gancore.evaluation import EvalContext
+    from gancore.metrics import MetricContext
 
 
 def mode_stats(samples: Tensor, centres: Tensor, std: float) -> dict[str, Any]:
@@ -46,10 +46,10 @@ class Modes(Metric):
     default_for = ("vector",)
     higher_is_better = True
 
-    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+    def compute(self, ctx: MetricContext) -> dict[str, Any]:
         real, _ = ctx.real()
         if real.landmarks is None or real.scale is None:
-            raise ConfigError(f"metric modes: data source {ctx.cfg.data_cls.name!r} has no mode centres "
+            raise ConfigError(f"metric modes: data source {ctx.dataset!r} has no mode centres "
                               "(use gaussian-ring or gaussian-grid)")
         fake = ctx.samples()
         return mode_stats(fake.reshape(len(fake), -1), real.landmarks, float(real.scale))

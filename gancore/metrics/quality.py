@@ -21,7 +21,7 @@ extractors = lazy_module("gancore.metrics.extractors")
 stats = lazy_module("gancore.metrics.stats")  # scipy
 
 if TYPE_CHECKING:
-    from gancore.evaluation import EvalContext
+    from gancore.metrics import MetricContext
 
 IMAGE_TASKS = ("generate", "conditional", "translate")
 
@@ -50,9 +50,9 @@ def extractor_of(c: ExtractorSettings) -> Any:
     return extractors.get_extractor(c.extractor, c.weights, c.quantize)
 
 
-def _extracted(ctx: EvalContext, c: ExtractorSettings) -> tuple[Any, Any, Any, dict]:
+def _extracted(ctx: MetricContext, c: ExtractorSettings) -> tuple[Any, Any, Any, dict]:
     """(extractor, generated features, real features, provenance), streamed, the real ones cached."""
-    ex = extractor_of(c).to(ctx.built.device)
+    ex = extractor_of(c).to(ctx.device)
     fake = ctx.features(ex, "fake", c.real_split)
     real = ctx.features(ex, "real", c.real_split)
     prov = {**ex.provenance(int(ctx.spec.shape[-1])), "n_samples": len(fake), "n_real": len(real),
@@ -70,7 +70,7 @@ class FID(Metric):
     default_for = IMAGE_TASKS
     higher_is_better = False
 
-    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+    def compute(self, ctx: MetricContext) -> dict[str, Any]:
         _, fake, real, prov = _extracted(ctx, self.config)
         return {"fid": stats.frechet_distance(*fake.moments(), *real.moments()), **prov}
 
@@ -89,7 +89,7 @@ class KID(Metric):
     tasks = IMAGE_TASKS
     higher_is_better = False
 
-    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+    def compute(self, ctx: MetricContext) -> dict[str, Any]:
         c = self.config
         _, fake, real, prov = _extracted(ctx, c)
         size = min(c.subset_size, len(fake), len(real))
@@ -110,7 +110,7 @@ class InceptionScore(Metric):
     tasks = IMAGE_TASKS
     higher_is_better = True
 
-    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+    def compute(self, ctx: MetricContext) -> dict[str, Any]:
         _, fake, real, prov = _extracted(ctx, self.config)
         mean, std = stats.inception_score(fake.probs, self.config.splits)
         real_mean, _ = stats.inception_score(real.probs, self.config.splits)
@@ -128,9 +128,9 @@ class LabelAccuracy(Metric):
     default_for = ("conditional",)
     higher_is_better = True
 
-    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+    def compute(self, ctx: MetricContext) -> dict[str, Any]:
         c = self.config
-        ex = extractor_of(c).to(ctx.built.device)
+        ex = extractor_of(c).to(ctx.device)
         if ex.num_classes != ctx.spec.num_classes:
             raise ConfigError(f"label-accuracy.extractor: {ex.name} knows {ex.num_classes} classes, the data "
                               f"has {ctx.spec.num_classes}")
@@ -171,14 +171,14 @@ class TSTR(Metric):
     tasks = ("conditional",)
     higher_is_better = True
 
-    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+    def compute(self, ctx: MetricContext) -> dict[str, Any]:
         size = self.config.classifier_size
         labels = ctx.sample_labels()
         fake = ctx.samples(labels=labels)
         test, split = ctx.real("test")
         train, _ = ctx.real("train")
         if test.y is None:
-            raise ConfigError(f"tstr: data source {ctx.cfg.data_cls.name!r} has no labels")
+            raise ConfigError(f"tstr: data source {ctx.dataset!r} has no labels")
         x_test, y_test = pixels(test.x, size), test.y.numpy()
         tstr = logistic(pixels(fake, size), labels.numpy()).score(x_test, y_test)
         trtr = logistic(pixels(train.x, size), train.y.numpy()).score(x_test, y_test)

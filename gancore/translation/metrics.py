@@ -10,7 +10,7 @@ from gancore.metrics import Metric
 from gancore.metrics.quality import ClassifierSettings, logistic, pixels
 
 if TYPE_CHECKING:
-    from gancore.evaluation import EvalContext
+    from gancore.metrics import MetricContext
 
 
 class Preservation(Metric):
@@ -23,12 +23,12 @@ class Preservation(Metric):
     default_for = ("translate",)
     higher_is_better = True
 
-    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+    def compute(self, ctx: MetricContext) -> dict[str, Any]:
         size = self.config.classifier_size
         test, split = ctx.real("test")
         train, _ = ctx.real("train")
         if test.y is None or train.y_b is None:
-            raise ConfigError(f"preservation: data source {ctx.cfg.data_cls.name!r} has no hidden labels "
+            raise ConfigError(f"preservation: data source {ctx.dataset!r} has no hidden labels "
                               "(digits-pair has)")
         judge = logistic(pixels(train.x_b, size), train.y_b.numpy())
         fake_b = ctx.images("test")[0]
@@ -46,7 +46,7 @@ class Reconstruction(Metric):
     default_for = ("translate",)
     higher_is_better = False
 
-    def compute(self, ctx: EvalContext) -> dict[str, Any]:
+    def compute(self, ctx: MetricContext) -> dict[str, Any]:
         test, split = ctx.real("test")
         try:
             rec_a = ctx.translate(ctx.images("test")[0], "b2a")

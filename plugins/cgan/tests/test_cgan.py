@@ -8,12 +8,12 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
+from gancore.app import load_plugins
 from gancore.cli import cli
 from gancore.config import build_raw, resolve
 from gancore.errors import ConfigError
 from gancore.inference import draw, load_model
 from gancore.labels import check_labels, class_rows
-from gancore.plugins import load_plugins
 from gancore.testing import SMALL, VariantContract, make_config, train
 
 TINY = {"variant.generator_width": 4, "variant.critic_width": 4}

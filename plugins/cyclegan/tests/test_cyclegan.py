@@ -10,11 +10,11 @@ from gancore_cyclegan.pool import HistoryPool
 from PIL import Image
 from safetensors.torch import load_file
 
+from gancore.app import load_plugins
 from gancore.cli import cli
 from gancore.config import build_raw, resolve
 from gancore.errors import ConfigError
 from gancore.inference import load_model
-from gancore.plugins import load_plugins
 from gancore.testing import SMALL, make_config, train, weights
 from gancore.translation.sources import DigitsPair, Unpaired
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
-from gancore import Players, Preset, Settings, hookimpl
+from gancore import Networks, Preset, Settings, hookimpl
 from gancore.games import NoiseGame, dcgan_defaults, standard_players
 
 
@@ -47,7 +47,7 @@ class DCGAN(NoiseGame):
     def defaults(cls, config: Settings) -> dict[str, Any]:
         return dcgan_defaults(steps=1500)
 
-    def build(self) -> Players:
+    def build(self) -> Networks:
         c = self.config
         return standard_players(self.data, latent_dim=c.latent_dim, generator_width=c.generator_width,
                                 critic_width=c.critic_width, critic_norm="batch",

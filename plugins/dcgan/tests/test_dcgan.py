@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from gancore.app import load_plugins
 from gancore.data.digits import Digits
 from gancore.inference import generate
-from gancore.plugins import load_plugins
 from gancore.testing import SMALL, VariantContract, make_config, train
 
 

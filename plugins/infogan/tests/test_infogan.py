@@ -10,6 +10,7 @@ import torch
 from click.testing import CliRunner
 from safetensors import safe_open
 
+from gancore.app import load_plugins
 from gancore.cli import cli
 from gancore.codes import codes_from_json
 from gancore.config import build_raw, resolve
@@ -18,7 +19,6 @@ from gancore.errors import ConfigError
 from gancore.inference import draw, load_model, sample_codes
 from gancore.interfaces import Batch, StepContext
 from gancore.kernel.build import build_run
-from gancore.plugins import load_plugins
 from gancore.testing import SMALL, VariantContract, make_config, train, weights
 
 #: SMALL without its image size, for vector data

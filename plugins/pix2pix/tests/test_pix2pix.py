@@ -11,11 +11,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from gancore.app import load_plugins
 from gancore.cli import cli
 from gancore.config import build_raw, preset_sets, resolve
 from gancore.errors import ConfigError
 from gancore.nets.unet import KeptDropout
-from gancore.plugins import load_plugins
 from gancore.testing import SMALL, make_config, train, weights
 from gancore.translation.sources import DigitsRestore
 

@@ -11,11 +11,11 @@ from gancore_siamese import margin_loss, transformation_vectors, travel_loss
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from gancore.app import load_plugins
 from gancore.cli import cli
 from gancore.config import build_raw, resolve
 from gancore.errors import ConfigError
 from gancore.inference import generate, load_model
-from gancore.plugins import load_plugins
 from gancore.testing import SMALL, VariantContract, make_config, train, weights
 
 TINY = {"variant.generator_width": 4, "variant.critic_width": 4, "variant.vec_len": 8}

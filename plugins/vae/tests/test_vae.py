@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 from gancore_vae.nets import kl_to_prior
 
+from gancore.app import load_plugins
 from gancore.cli import cli
 from gancore.config import build_raw, resolve
 from gancore.data.digits import Digits
@@ -18,7 +19,6 @@ from gancore.errors import ConfigError
 from gancore.inference import load_model, translate_images
 from gancore.interfaces import Batch, StepContext
 from gancore.kernel.build import build_run
-from gancore.plugins import load_plugins
 from gancore.testing import SMALL, VariantContract, make_config, train
 
 #: SMALL without its image size, for vector data

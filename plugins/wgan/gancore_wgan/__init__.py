@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from gancore import Batch, Players, Preset, Settings, StepContext, StepOutput, hookimpl
+from gancore import Batch, Networks, Preset, Settings, StepContext, StepOutput, hookimpl
 from gancore.games import NoiseGame, standard_players
 
 
@@ -85,14 +85,14 @@ class WGAN(NoiseGame):
         return {"train": {"steps": 6000, "batch_size": 256}, "optim": {"generator": adam, "critic": dict(adam)},
                 "regularizers": [{"name": "gradient-penalty", "weight": 1.0}]}
 
-    def build(self) -> Players:
+    def build(self) -> Networks:
         c = self.config
         norm = c.critic_norm or ("layer" if c.mode == "gp" else "batch")
         return standard_players(self.data, latent_dim=c.latent_dim, generator_width=c.generator_width,
                                 critic_width=c.critic_width, critic_norm=norm,
                                 mlp_hidden=c.mlp_hidden, mlp_layers=c.mlp_layers)
 
-    def critic_step(self, nets: Players, batch: Batch, ctx: StepContext) -> StepOutput:
+    def critic_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         out = super().critic_step(nets, batch, ctx)
         out.stats["w_distance"] = out.stats["real"] - out.stats["fake"]
         return out

@@ -10,10 +10,10 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
+from gancore.app import load_plugins
 from gancore.cli import cli
 from gancore.config import build_raw, resolve
 from gancore.errors import ConfigError
-from gancore.plugins import load_plugins
 from gancore.testing import SMALL, VariantContract, make_config, train
 
 TINY = {"variant.generator_width": 4, "variant.critic_width": 4}

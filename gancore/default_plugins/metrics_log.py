@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from gancore import hookimpl
-from gancore.kernel.files import write_text_atomic
+from gancore.files import write_text_atomic
 
 if TYPE_CHECKING:
     from gancore.kernel.run import Run

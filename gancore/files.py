@@ -1,0 +1,103 @@
+"""Files written whole or not at all, and their hashes; torch-free (loaded at every CLI start).
+
+Every file gancore writes goes through :func:`atomic_path`: the bytes go to a temporary file beside
+the target, named ``.<name>.tmp<pid>`` (one writer per process, so two processes never share one),
+which is renamed over the target once complete. A failed write removes the temporary file, leaves
+any older file at the target as it was, and raises :class:`~gancore.errors.WriteError` naming the
+file. A run directory's leftovers of a process killed mid-write match :data:`TEMPORARY_GLOB` and
+are removed by :func:`remove_temporaries` (by the one process holding the run's lock).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gancore.errors import WriteError, os_error_reason
+
+__all__ = ["TEMPORARY_GLOB", "atomic_path", "file_sha256", "remove_temporaries", "temporary_path",
+           "write_bytes_atomic", "write_text_atomic"]
+
+#: What :func:`temporary_path` names look like, for cleaning up after a crash.
+TEMPORARY_GLOB = ".*.tmp*"
+
+
+def temporary_path(path: Path) -> Path:
+    """The temporary file beside ``path`` that this process writes before renaming it into place."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def _refuse_special(path: Path) -> None:
+    """A rename would replace a FIFO, a device node or a socket: refuse instead."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise WriteError(f"cannot write {path}: {os_error_reason(exc)}") from None
+    if stat.S_ISDIR(mode):
+        raise WriteError(f"cannot write {path}: is a folder, expected a file")
+    if not stat.S_ISREG(mode):
+        raise WriteError(f"cannot write {path}: not a regular file (a pipe, device or socket); "
+                         "choose a file path")
+
+
+@contextmanager
+def atomic_path(path: str | Path, *, fsync: bool = False,
+                describe: Callable[[BaseException], str | None] | None = None) -> Iterator[Path]:
+    """Yield a temporary path to write ``path``'s content to; rename it into place when the block ends.
+
+    :param fsync: flush the file to the disk before the rename (checkpoints, packs).
+    :param describe: turns a writer's own exception (not an OSError) into the reason of a
+        :class:`WriteError`; ``None`` from it lets the exception through unchanged.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _refuse_special(path)
+    tmp = temporary_path(path)
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise WriteError(f"cannot write {path}: {os_error_reason(exc)}") from None
+    except Exception as exc:
+        reason = describe(exc) if describe is not None else None
+        if reason is None:
+            raise
+        raise WriteError(f"cannot write {path}: {reason}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(text: str, path: str | Path) -> None:
+    """Write ``text`` (UTF-8) to ``path`` whole or not at all."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes_atomic(data: bytes, path: str | Path) -> None:
+    """Write ``data`` to ``path`` whole or not at all."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Remove what processes killed mid-write left in ``folder`` (call only while holding its lock)."""
+    for stale in folder.glob(TEMPORARY_GLOB):
+        stale.unlink(missing_ok=True)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, as hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
