@@ -25,6 +25,7 @@ _EXPORTS = {
     **dict.fromkeys(("Critic", "Generator"), "gancore.modules"),
     **dict.fromkeys(("Metric", "MetricContext"), "gancore.metrics"),
     "lazy_module": "gancore.lazy",
+    **dict.fromkeys(("Model", "load", "train"), "gancore.api"),
     **dict.fromkeys(("InitReport", "Phase", "Preset", "Variant"), "gancore.variant"),
 }
 
@@ -45,6 +46,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from gancore.api import Model, load, train
     from gancore.codes import Code
     from gancore.data import DataSource, DecodePlan, ImageSettings, TensorData
     from gancore.errors import CheckpointError, ConfigError, GancoreError, PluginError, TrainingError
@@ -83,6 +85,7 @@ __all__ = [
     "InitReport",
     "Loss",
     "Metric",
+    "Model",
     "MetricContext",
     "Networks",
     "NoSettings",
@@ -101,4 +104,6 @@ __all__ = [
     "__version__",
     "hookimpl",
     "lazy_module",
+    "load",
+    "train",
 ]

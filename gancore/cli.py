@@ -99,7 +99,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @cli.command()
 @click.argument("variant")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="A TOML or JSON config file.")
+              help="A TOML, JSON or YAML config file.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override one setting, e.g. --set train.steps=500 (repeatable; values are "
                    "parsed as JSON where they parse, else taken as strings).")
@@ -137,20 +137,10 @@ def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str |
                 *[a for s in sets for a in ("--set", s)], *(["--resume"] if resume else [])]
         launch(nproc, args)
         return
-    base = None
-    if resume:
-        cfg_path = Path(out) / "config.json"  # type: ignore[arg-type]
-        if not cfg_path.is_file():
-            raise ConfigError(f"--resume: {out} holds no run to resume (no config.json)")
-        try:
-            base = json.loads(cfg_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise ConfigError(f"--resume: {cfg_path} is not valid JSON ({exc}); it holds the run's resolved "
-                              "config: repair it, or start a new run") from None
-        if not isinstance(base, dict):
-            raise ConfigError(f"--resume: {cfg_path} must hold a JSON object, got {type(base).__name__}")
+    from gancore.api import prepare_run
+
     chosen = preset_sets(host(), variant, preset)
-    cfg = resolve(host(), build_raw(variant, config_file, base=base, preset=chosen), sets)
+    cfg = prepare_run(variant, out=out or "", config=config_file, sets=sets, preset=preset, resume=resume)
     if chosen and os.environ.get("RANK", "0") == "0":
         click.echo(f"preset {preset}: {' '.join(chosen)}", err=True)
     if dry_run:
@@ -339,6 +329,22 @@ def report(run_dir: str, out: str | None) -> None:
     from gancore.report import write_report
 
     path = write_report(Path(run_dir), Path(out) if out else None)
+    click.echo(f"wrote {path}")
+
+
+@cli.command(name="export")
+@click.argument("source", metavar="RUN_DIR_OR_CKPT")
+@click.option("--format", "fmt", type=click.Choice(["hf", "onnx"]), default="hf", show_default=True,
+              help="hf: a folder of model.safetensors, config.json and a README.md model card (gancore.load "
+                   "reads it); onnx: the generator's forward as an ONNX graph (FILE.onnx).")
+@click.option("--out", required=True, help="The folder (hf) or the .onnx file to write.")
+@click.option("--player", default=None, metavar="NAME",
+              help="hf: the network to export [default: the generator, its EMA weights when the run kept them].")
+def export_(source: str, fmt: str, out: str, player: str | None) -> None:
+    """Export a run's generator (or another player) for use outside gancore."""
+    from gancore.api import load
+
+    path = load(source).export(out, format=fmt, player=player)
     click.echo(f"wrote {path}")
 
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
 from pydantic import BaseModel, Field, ValidationError
 
+from gancore.config_files import load_file
 from gancore.errors import ConfigError, PluginError
-from gancore.interfaces import Settings
+from gancore.interfaces import DataSpec, Settings
 from gancore.limits import MAX_DEPTH, check_depth
 from gancore.plugins import PluginHost
 from gancore.sections import (
@@ -91,29 +91,6 @@ class RunConfig:
 
 
 # -- reading files and overrides ---------------------------------------------------------------
-
-
-def load_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML or JSON config file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--config: no such file {path}")
-    try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(path.read_text())
-            check_depth(data, f"--config: {path}")
-            return data
-        if path.suffix == ".json":
-            data = json.loads(path.read_text())
-            if not isinstance(data, dict):
-                raise ConfigError(f"--config: {path} must hold a JSON object")
-            check_depth(data, f"--config: {path}")
-            return data
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--config: {path} is not valid {path.suffix[1:].upper()}: {exc}") from None
-    except RecursionError:
-        raise ConfigError(f"--config: {path} nests tables or lists deeper than {MAX_DEPTH} levels") from None
-    raise ConfigError(f"--config: {path} must end in .toml or .json")
 
 
 def parse_value(text: str) -> Any:
@@ -260,8 +237,13 @@ def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[str] = ()) -> RunConfig:
+def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[str] = (), *,
+            stored_spec: DataSpec | None = None) -> RunConfig:
     """Validate a raw config (file merged with a base) into a :class:`RunConfig`.
+
+    With ``stored_spec`` (a checkpoint's data spec, for sampling, translating and evaluating a trained
+    run) a data section that does not resolve here (a source not installed: the user's own, a Python
+    object's) becomes a stand-in that knows the recorded spec (:func:`gancore.data.unavailable_source`).
 
     ``sets`` (``dotted.key=value``) belong to the user's layer, so a ``--set data.name=...``
     drops the variant's defaults for the old data source like a config file would; a set that
@@ -283,7 +265,7 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
         )
     variant_cls, variant_settings = _plugin_section(host.variants, variant_section, "variant")
     defaults = deep_merge(CORE_DEFAULTS, _normalise(variant_cls.defaults(variant_settings)))
-    data_kind = _data_kind(host, deep_merge(defaults, raw).get("data"))
+    data_kind = stored_spec.kind if stored_spec is not None else _data_kind(host, deep_merge(defaults, raw).get("data"))
     by_data = _normalise(variant_cls.data_defaults(variant_settings, data_kind))
     by_data.pop("data", None)  # data defaults tune training for the data; they do not choose it
     merged = deep_merge(deep_merge(defaults, by_data), raw)
@@ -294,7 +276,17 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
                  if final.get(key) == value and key not in chosen}
     parsed = validate(RawConfig, merged, "")
     assert isinstance(parsed, RawConfig)
-    data_cls, data_settings = _plugin_section(host.datasets, merged["data"], "data")
+    try:
+        data_cls, data_settings = _plugin_section(host.datasets, merged["data"], "data")
+    except ConfigError as exc:
+        if stored_spec is None:
+            raise
+        from gancore.data import unavailable_source
+
+        section = dict(merged["data"]) if isinstance(merged.get("data"), dict) else {}
+        name = str(section.pop("name", "unknown"))
+        data_cls = unavailable_source(name, stored_spec.kind, str(exc))
+        data_settings = data_cls.Config.model_validate(section)
     loss_cls, loss_settings = _plugin_section(host.losses, merged["loss"], "loss")
     regularizers = [
         _plugin_section(host.regularizers, section, f"regularizers.{i}")

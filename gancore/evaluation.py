@@ -297,16 +297,23 @@ def evaluate(host: PluginHost, source: str | Path, metrics: list[str], sets: lis
              progress: bool = False) -> tuple[list[dict[str, Any]], Path]:
     """Load a checkpoint (or a run's latest), compute ``metrics`` (default: the task's); returns
     results and the run directory."""
-    from gancore.config import resolve
     from gancore.inference import load_model
 
     built, ckpt = load_model(host, source, device)
-    cfg = resolve(host, ckpt.config)
-    ctx = EvalContext(host=host, built=built, cfg=cfg, step=ckpt.step, n=n, seed=seed, ema=ema, progress=progress,
-                      echo=echo)
+    results = evaluate_built(host, built, step=ckpt.step, metrics=metrics, sets=sets, n=n, seed=seed, ema=ema,
+                             echo=echo, progress=progress, checkpoint=ckpt.path.name)
+    return results, ckpt.path.parent.parent
+
+
+def evaluate_built(host: PluginHost, built: BuiltRun, *, step: int, metrics: list[str], sets: list[str],
+                   n: int = 1000, seed: int = 0, ema: bool = True, echo: Callable[[str], None] = print,
+                   progress: bool = False, checkpoint: str = "") -> list[dict[str, Any]]:
+    """Compute ``metrics`` (default: the task's) on networks already loaded (``gancore.Model.evaluate``)."""
+    assert built.config is not None
+    ctx = EvalContext(host=host, built=built, cfg=built.config, step=step, n=n, seed=seed, ema=ema,
+                      progress=progress, echo=echo)
     chosen = resolve_metrics(host, metrics, sets, ctx.task)
     results = run_metrics(ctx, chosen, skip=None if metrics else echo)
     for r in results:
-        r["provenance"]["checkpoint"] = ckpt.path.name
-    run_dir = ckpt.path.parent.parent
-    return results, run_dir
+        r["provenance"]["checkpoint"] = checkpoint
+    return results

@@ -25,11 +25,12 @@ from gancore.visualize import save_samples
 def load_model(host: PluginHost, source: str | Path, device: str = "cpu") -> tuple[BuiltRun, Checkpoint]:
     """Rebuild a run's networks from a checkpoint (its config and data spec are inside it)."""
     ckpt = read_checkpoint(find_checkpoint(source))
+    spec = data_spec(ckpt)
     try:
-        cfg = resolve(host, ckpt.config)
+        cfg = resolve(host, ckpt.config, stored_spec=spec)  # the stored data spec is enough: no data source
     except ConfigError as exc:
         raise CheckpointError(f"{ckpt.path}: its config does not resolve here: {exc}") from None
-    built = build_run(cfg, data_spec(ckpt), resolve_device(device, "--device"))
+    built = build_run(cfg, spec, resolve_device(device, "--device"))
     load_networks(ckpt, built)
     check_codes(ckpt, built)
     return built, ckpt
@@ -66,11 +67,19 @@ def sample_codes(model: BuiltRun, n: int, code: int | None) -> dict[str, Tensor]
 
 def check_codes(ckpt: Checkpoint, built: BuiltRun) -> None:
     """The codes the checkpoint recorded (metadata ``codes``) are the ones the rebuilt generator takes."""
-    recorded = codes_from_json(ckpt.metadata["codes"]) if "codes" in ckpt.metadata else ()  # checked when read
+    check_codes_match(ckpt.metadata.get("codes"), built, ckpt.path)
+
+
+def check_codes_match(recorded_json: str | None, built: BuiltRun, path: Path) -> None:
+    """The codes a file recorded (``codes`` JSON, None for none) are the ones the rebuilt generator takes."""
+    try:
+        recorded = codes_from_json(recorded_json) if recorded_json else ()
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: 'codes': {exc}") from None
     built_codes = codes_of(built.nets.generator)
     if recorded != built_codes:
         names = ", ".join(c.name for c in built_codes) or "none"
-        raise CheckpointError(f"{ckpt.path}: metadata 'codes' ({ckpt.metadata.get('codes', 'absent')}) does not "
+        raise CheckpointError(f"{path}: 'codes' ({recorded_json or 'absent'}) does not "
                               f"match the codes its generator takes here ({names})")
 
 

@@ -29,6 +29,12 @@ class TrainSettings(Settings):
         description="Decay of an exponential moving average of the generator's weights "
         "(e.g. 0.999); null disables it.",
     )
+    init_from: str | None = Field(
+        None, description="Fine-tune: a run directory, a checkpoint or an exported folder whose network weights "
+        "the run starts from (fresh optimizers, step 0).")
+    init_strict: bool = Field(
+        True, description="With init_from: every network tensor must be there with its shape; false loads what "
+        "matches and lists the rest.")
     channels_last: Literal["auto", "on", "off"] = Field(
         "auto", description="Channels-last memory format for image data and conv weights. auto: on for "
         "image data, except on the CPU for networks with instance norm or reflection padding, whose CPU "

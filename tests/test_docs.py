@@ -94,3 +94,21 @@ def test_example_plugin_runs_from_the_real_command_line(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "done: 3 steps" in done.stdout
     assert (tmp_path / "run" / "checkpoints" / "step_0000003.safetensors").is_file()
+
+
+def test_every_code_block_of_the_python_page_runs(tmp_path, monkeypatch):
+    """docs/python.md, block after block in one namespace, in a fresh folder: train -> load -> sample ->
+    evaluate -> export -> fine-tune, a torch dataset and a Hugging Face dataset folder."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("datasets")
+    blocks = re.findall(r"```python\n(.*?)```", (DOCS / "python.md").read_text(), re.S)
+    assert len(blocks) >= 8
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "docs_python"}
+    for i, block in enumerate(blocks):
+        try:
+            exec(compile(block, f"docs/python.md block {i + 1}", "exec"), namespace)  # noqa: S102
+        except Exception as exc:  # say which block failed
+            raise AssertionError(f"docs/python.md block {i + 1} failed: {type(exc).__name__}: {exc}") from exc
+    assert (tmp_path / "exported" / "dcgan" / "README.md").is_file()
+    assert (tmp_path / "runs" / "hf" / "checkpoints").is_dir()

@@ -18,6 +18,7 @@ PACKAGE = ROOT / "gancore"
 #: longest match wins). A module may import its own layer and the layers below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("gancore", "gancore.errors", "gancore.lazy", "gancore.files", "gancore.hookspecs",
+                    "gancore.config_files",
                     "gancore.codes", "gancore.limits", "gancore.labels", "gancore.images", "gancore.visualize",
                     "gancore.metrics.stats", "gancore.data.cifar_batch", "gancore.nets.attention")),
     ("contracts", ("gancore.interfaces", "gancore.modules", "gancore.variant", "gancore.sections",
@@ -26,7 +27,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                    "gancore.metrics.*", "gancore.translation.*")),
     ("config and host", ("gancore.config", "gancore.plugins", "gancore.confdoc")),
     ("kernel", ("gancore.kernel.*",)),
-    ("inference, evaluation, report", ("gancore.inference", "gancore.evaluation", "gancore.report")),
+    ("inference, evaluation, report", ("gancore.inference", "gancore.evaluation", "gancore.report",
+                                        "gancore.export")),
     ("default plugins", ("gancore.default_plugins.*",)),
     ("composition root", ("gancore.app",)),
     ("entry points", ("gancore.cli", "gancore.cli_data", "gancore.cli_weights", "gancore.__main__",

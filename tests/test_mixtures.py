@@ -53,10 +53,11 @@ def test_modes_metric_needs_landmarks():
     from gancore.data import TensorData
     from gancore.errors import ConfigError
 
-    class Context:  # what Modes.compute uses of an EvalContext
+    class Context:  # what Modes.compute uses of a MetricContext
+        dataset = GaussianGrid.name
+
         def __init__(self, data, fake):
             self.data, self.fake = data, fake
-            self.cfg = type("Cfg", (), {"data_cls": GaussianGrid})
 
         def real(self, split="test"):
             return self.data, "all"

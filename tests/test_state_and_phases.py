@@ -247,12 +247,13 @@ def test_a_third_player_without_optimizer_settings_is_a_config_error(phased, tmp
         train(phased, make_config(phased, "test-three-players", {**TINY, "optim.generatr.lr": 1e-3}), tmp_path / "x")
 
 
-def test_a_build_error_leaves_no_run_directory(phased, tmp_path):
+def test_a_build_error_leaves_no_run_directory(phased, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
+    from gancore import app
     from gancore import cli as cli_module
 
-    cli_module._host = phased
+    monkeypatch.setattr(app, "_host", phased)
     result = CliRunner().invoke(cli_module.cli, ["run", "test-broken-build", "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and "variant.width: too small" in result.output
     assert not (tmp_path / "run").exists()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from gancore.interfaces import Configurable, DataSpec, Settings
 from gancore.lazy import lazy_module
@@ -125,6 +125,32 @@ class DataSource(Configurable, ABC):
     @abstractmethod
     def load(self) -> TensorData:
         """Load the dataset (never from the network)."""
+
+
+class _RecordedSettings(Settings):
+    """The settings a checkpoint recorded for a source that is not available: kept as they were."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def unavailable_source(name: str, kind: str, reason: str) -> type[DataSource]:
+    """A stand-in for the data source ``name`` of a checkpoint's run when it cannot be built here (not
+    installed, or its settings no longer validate): the networks need only the stored data spec, and
+    what needs the data itself (real-data metrics) gets one line saying why it is missing."""
+
+    class Unavailable(DataSource):
+        __doc__ = f"The run's data source {name!r}, not available here: {reason}."
+        data_kind = kind
+        Config = _RecordedSettings
+
+        def load(self) -> TensorData:
+            from gancore.errors import ConfigError
+
+            raise ConfigError(f"data.name: the run's data source {name!r} is not available here ({reason}); "
+                              "sampling and translating need only the checkpoint, but this needs the data")
+
+    Unavailable.name = name
+    return Unavailable
 
 
 class ImageSettings(Settings):

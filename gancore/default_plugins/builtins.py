@@ -10,6 +10,7 @@ from gancore.data.image_folder import ImageFolder
 from gancore.data.mixtures import GaussianGrid, GaussianRing
 from gancore.data.pack_source import Pack
 from gancore.data.stylegan_zip import StyleGANZip
+from gancore.data.torch_dataset import HFDataset, TorchDataset
 from gancore.losses import BUILTIN_LOSSES
 from gancore.metrics.manifold import MANIFOLD_METRICS
 from gancore.metrics.modes import Modes
@@ -26,7 +27,7 @@ def gancore_register_losses() -> list[type]:
 @hookimpl
 def gancore_register_datasets() -> list[type]:
     return [Digits, ImageFolder, GaussianRing, GaussianGrid, Unpaired, DigitsPair, DigitsRestore, Paired, Pack,
-            MNIST, FashionMNIST, CIFAR10, CelebA, StyleGANZip]
+            MNIST, FashionMNIST, CIFAR10, CelebA, StyleGANZip, TorchDataset, HFDataset]
 
 
 @hookimpl

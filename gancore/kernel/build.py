@@ -29,6 +29,8 @@ class BuiltRun:
     channels_last: bool = False
     init_reports: list[InitReport] = field(default_factory=list)
     """What the variant's data-dependent :meth:`~gancore.Variant.initialize` reported."""
+    config: RunConfig | None = None
+    """The resolved config it was built from."""
 
     def generator(self, ema: bool = True) -> nn.Module:
         """The EMA generator when ``ema`` and one is kept, else the trained one."""
@@ -70,7 +72,7 @@ def build_run(cfg: RunConfig, spec: DataSpec, device: torch.device, data: Tensor
     if cfg.train.ema is not None:
         ema = copy.deepcopy(nets.generator).eval().requires_grad_(False)
     return BuiltRun(variant=variant, nets=nets, regularizers=regularizers, ema=ema, device=device,
-                    channels_last=memory_format == torch.channels_last, init_reports=reports)
+                    channels_last=memory_format == torch.channels_last, init_reports=reports, config=cfg)
 
 
 #: Layers whose CPU kernels are slower in channels-last (measured: CycleGAN's instance norm and

@@ -101,6 +101,10 @@ class Trainer:
         data: TensorData = cfg.data_cls(cfg.data).load()
         self.spec = data.spec
         self.built: BuiltRun = build_run(cfg, data.spec, self.device, data=None if resume else data)
+        if cfg.train.init_from is not None and not resume:
+            from gancore.kernel.init_from import init_from
+
+            init_from(self.built, cfg.train.init_from, strict=cfg.train.init_strict, echo=self.echo)
         self.phases = self.built.variant.phases(cfg.train.n_critic)
         self._check_eval_metrics()
         players = self.built.nets.names()
