@@ -298,3 +298,58 @@ def test_the_python_api_does_not_need_pytest(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "torch.Size([2, 1, 16, 16])" in proc.stdout
+
+
+def test_a_torch_dataset_packs_and_trains_from_the_pack(tmp_path, monkeypatch):
+    (tmp_path / "pix.py").write_text(textwrap.dedent("""
+        import torch
+
+        def make():
+            g = torch.Generator().manual_seed(0)
+            return [(torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8, generator=g), i % 2) for i in range(20)]
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = CliRunner().invoke(cli, ["data", "pack", "torch-dataset", "--out", str(tmp_path / "p.pack"),
+                                      "--set", "factory=pix:make"])
+    assert result.exit_code == 0, result.output
+    import pix
+
+    from gancore.data.pack import open_pack
+
+    pack = open_pack(tmp_path / "p.pack")
+    assert np.array_equal(pack.arrays["images"], torch.stack([x for x, _ in pix.make()]).numpy())
+    assert pack.arrays["labels"].tolist() == [i % 2 for i in range(20)]
+    model = gancore.train("dcgan", out=tmp_path / "r", set={**QUICK, "train.steps": 1, "train.batch_size": 4,
+                                                            "data.name": "pack", "data.path": str(tmp_path / "p.pack")},
+                          progress=False)
+    assert model.sample(2, seed=0).shape == (2, 3, 16, 16)
+
+
+def test_worker_processes_read_the_same_items_in_order(tmp_path):
+    from PIL import Image
+
+    from gancore.data.torch_dataset import to_tensor_data
+
+    class Pictures(torch.utils.data.Dataset):
+        """Items that decode PNG files, as an image-folder dataset does."""
+
+        def __init__(self, folder: Path) -> None:
+            self.files = sorted(folder.glob("*.png"))
+
+        def __len__(self) -> int:
+            return len(self.files)
+
+        def __getitem__(self, i: int):
+            return Image.open(self.files[i]).convert("RGB"), i % 3
+
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / f"{i:02d}.png")
+    one = to_tensor_data(Pictures(tmp_path))
+    two = to_tensor_data(Pictures(tmp_path), workers=2)
+    assert one.x.dtype == torch.uint8 and one.x.shape == (30, 3, 8, 8)
+    assert torch.equal(one.x, two.x) and torch.equal(one.y, two.y) and one.num_classes == 3
+    (tmp_path / "05.png").write_bytes(b"not a png")
+    for workers in (0, 2):
+        with pytest.raises(gancore.ConfigError, match=r"^data: item 5: reading it raised UnidentifiedImageError"):
+            to_tensor_data(Pictures(tmp_path), workers=workers)

@@ -22,6 +22,9 @@ import numpy as np
 from gancore.data import DataSource, DecodePlan
 from gancore.data.pack import PackWriter
 from gancore.errors import ConfigError, GancoreError
+from gancore.lazy import lazy_module
+
+torch = lazy_module("torch")
 
 CHUNK = 256
 
@@ -121,6 +124,9 @@ def _pack_files(source: DataSource, plan: DecodePlan, out: Path, *, workers: int
 
 
 def _quantised(x: Any) -> np.ndarray:
+    """Images in [-1, 1] as uint8 pixels; pixels already uint8 (a torch dataset's) as they are."""
+    if x.dtype == torch.uint8:
+        return np.ascontiguousarray(x.numpy())
     return np.clip(np.rint((x.float().numpy() + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 

@@ -46,6 +46,8 @@ class TorchDatasetSettings(Settings):
     num_classes: int | None = Field(
         None, ge=1, le=100_000, description="Classes of the labels; null: the largest label + 1.")
     flip: bool = Field(False, description="Flip images horizontally at random when batches are drawn.")
+    workers: int = Field(0, ge=0, le=256, description="Processes that read the items once, before training "
+                         "(items that decode files or PIL images); 0: this process.")
 
 
 def _factory(spec: str) -> Callable[..., Any]:
@@ -91,7 +93,44 @@ def _split(item: Any, index: int) -> tuple[Any, int | None]:
     return _as_tensor(item, index), None
 
 
-def to_tensor_data(obj: Any, *, num_classes: int | None = None, flip: bool = False) -> TensorData:
+class _Items:
+    """``(tensor, label)`` of each item of a dataset: what the reading processes return."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[Any, int | None, str]:
+        try:
+            item = self.dataset[i]
+        except Exception as exc:  # the user's __getitem__ failed on this item: one line naming it
+            text = str(exc).strip().splitlines()
+            return None, None, f"data: item {i}: reading it raised {type(exc).__name__}: {text[0] if text else ''}"
+        try:
+            x, label = _split(item, i)
+        except ConfigError as exc:  # raised in the parent, as one line
+            return None, None, str(exc)
+        return x, label, ""
+
+
+def _read(dataset: Any, workers: int) -> Any:
+    """Every item of ``dataset`` converted, in order: in this process, or in ``workers`` processes (a
+    torch DataLoader; a dataset whose items decode files or PIL images reads in parallel)."""
+    items = _Items(dataset)
+    if workers <= 0:
+        return (items[i] for i in range(len(items)))
+    loader = torch.utils.data.DataLoader(items, batch_size=None, shuffle=False, num_workers=workers,
+                                         collate_fn=_identity, prefetch_factor=8)
+    return iter(loader)
+
+
+def _identity(item: Any) -> Any:
+    return item
+
+
+def to_tensor_data(obj: Any, *, num_classes: int | None = None, flip: bool = False, workers: int = 0) -> TensorData:
     """A dataset, a tensor or an array as :class:`TensorData`; one line naming the item when one is wrong."""
     if isinstance(obj, (torch.Tensor, np.ndarray)):
         x = _as_tensor(obj, 0)
@@ -105,10 +144,10 @@ def to_tensor_data(obj: Any, *, num_classes: int | None = None, flip: bool = Fal
         if not (hasattr(obj, "__getitem__") and hasattr(obj, "__len__")):
             raise ConfigError(f"data: a {type(obj).__name__} is not a map-style dataset (it needs __len__ and "
                               "__getitem__), a tensor or an array")
-        n = len(obj)
         rows, labels = [], []
-        for i in range(n):
-            x, label = _split(obj[i], i)
+        for x, label, error in _read(obj, workers):
+            if error:
+                raise ConfigError(error)
             rows.append(x)
             labels.append(label)
         items = rows
@@ -180,7 +219,7 @@ class TorchDataset(DataSource):
             raise ConfigError("data.factory: this run's data was a Python object handed to gancore.train(data=...), "
                               "which this process does not have: pass it again as data= (gancore.train(..., "
                               "resume=True), Model.evaluate) or set data.factory=package.module:function")
-        return to_tensor_data(obj, num_classes=c.num_classes, flip=c.flip)
+        return to_tensor_data(obj, num_classes=c.num_classes, flip=c.flip, workers=c.workers)
 
 
 class HFDatasetSettings(Settings):
@@ -193,6 +232,8 @@ class HFDatasetSettings(Settings):
         None, ge=1, le=100_000, description="Classes of the labels; null: from the column's ClassLabel, or the "
         "largest label + 1.")
     flip: bool = Field(False, description="Flip images horizontally at random when batches are drawn.")
+    workers: int = Field(0, ge=0, le=256, description="Processes that decode the rows once, before training; "
+                         "0: this process.")
 
 
 class _Columns:
@@ -239,7 +280,8 @@ class HFDataset(DataSource):
         if classes is None and c.label_column is not None:
             feature = ds.features.get(c.label_column)
             classes = getattr(feature, "num_classes", None)
-        return to_tensor_data(_Columns(ds, c.image_column, c.label_column), num_classes=classes, flip=c.flip)
+        return to_tensor_data(_Columns(ds, c.image_column, c.label_column), num_classes=classes, flip=c.flip,
+                              workers=c.workers)
 
     def _open(self, datasets: Any, folder: Any) -> Any:
         c = self.config

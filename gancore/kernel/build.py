@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -125,3 +126,59 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     torch._foreach_lerp_(ema_params, list(model.parameters()), 1.0 - decay)
     for mine, theirs in zip(ema.buffers(), model.buffers(), strict=True):
         mine.copy_(theirs)
+
+
+def check_against_variant(cfg: RunConfig, built: BuiltRun, phases: list[Any]) -> None:
+    """The config and the variant agree, before training starts and before the run directory is written:
+    the phases train players the networks have, every ``optim.<player>`` names one, and ``eval.metrics``
+    apply to the run's task."""
+    from gancore.metrics import task_of
+
+    name = cfg.variant_cls.name
+    players = built.nets.names()
+    unknown = sorted({p.player for p in phases} - set(players))
+    if unknown:
+        raise ConfigError(f"variant {name!r}: its phases train {', '.join(unknown)}, "
+                          f"which its networks lack (it has {', '.join(players)})")
+    for player in cfg.optim.players():
+        if player not in players and player != "critic":
+            raise ConfigError(f"optim.{player}: variant {name!r} has no player {player!r} "
+                              f"(its players: {', '.join(players)})")
+    task = task_of(built.variant)
+    for i, (cls, _) in enumerate(cfg.eval_metrics):
+        if task not in cls.tasks:
+            raise ConfigError(f"eval.metrics.{i}: metric {cls.name!r} applies to {', '.join(cls.tasks)} runs, "
+                              f"not to this {task} run")
+
+
+def compiled(module: nn.Module) -> nn.Module:
+    """``torch.compile`` each network of a player; attribute access (``sample_latent``) passes
+    through to the original module."""
+    from gancore.kernel.distributed import per_network
+
+    return per_network(module, torch.compile)
+
+
+def phase_views(built: BuiltRun, updated_players: list[str], *, distributed: bool, device: torch.device,
+                compile_networks: bool) -> dict[str, Networks]:
+    """The networks each player's phase runs: under torch.distributed the network being updated is
+    wrapped in DDP (the others run raw: frozen, nothing to synchronise); with ``train.compile`` every
+    network is compiled but the one a penalty differentiates twice (compile has no double backward).
+    Checkpoints and EMA always use the raw modules."""
+    from gancore.kernel.distributed import wrap
+
+    nets = built.nets
+    double_backward = any(r.needs_double_backward for r in built.regularizers)
+    raw: dict[str, nn.Module] = dict(nets.items())
+    updated = dict(raw)
+    if distributed:
+        updated = {name: wrap(net, device) for name, net in raw.items()}
+    if compile_networks:
+        eager = {"critic"} if double_backward else set()  # regularizers act on the critic
+        for name in raw:
+            if name in eager:
+                continue
+            was_raw = updated[name] is raw[name]
+            updated[name] = compiled(updated[name])
+            raw[name] = updated[name] if was_raw else compiled(raw[name])
+    return {player: nets.replace(**{**raw, player: updated[player]}) for player in updated_players}

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from gancore.data import TensorData
 from gancore.interfaces import Batch
 from gancore.kernel.build import BuiltRun
 
@@ -103,3 +104,15 @@ def nonfinite_state(tensors: dict[str, Tensor], built: BuiltRun, batch: Batch, d
     with evaluating(gen, seed=seed) as g:
         out, _ = built.variant.preview(g, probe, 2, rng=torch.Generator(device=device).manual_seed(0), device=device)
     return [] if bool(torch.isfinite(out).all()) else ["the generator's output on a probe batch"]
+
+
+def fixed_batch(data: TensorData, n: int, device: torch.device) -> Batch:
+    """The first ``n`` samples of each domain: the inputs of every progress grid."""
+
+    def head(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else TensorData.decoded(t[:n]).to(device)
+
+    def images(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else data.centred(t[:n]).to(device)
+
+    return Batch(x=images(data.x), y=head(data.y), x_b=images(data.x_b), y_b=head(data.y_b))

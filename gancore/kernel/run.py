@@ -15,6 +15,7 @@ from gancore.kernel.build import BuiltRun
 
 if TYPE_CHECKING:
     from gancore.config import RunConfig
+    from gancore.kernel.run_dir import RunDirectory
     from gancore.kernel.state import TrainState
     from gancore.plugins import Lifecycle, PluginHost
 
@@ -44,12 +45,19 @@ class Run:
     hooks: Lifecycle
     state: TrainState
     """The training state (read it; the kernel owns it)."""
+    directory: RunDirectory
+    """The run's folder (the kernel's: read ``run.last_checkpoint`` instead)."""
     echo: Callable[[str], None] = print
     resumed_from: int | None = None
     """The step of the checkpoint this run resumed from; None for a fresh run."""
     last_samples: Path | None = None
-    last_checkpoint: Path | None = None
+    """The newest sample grid a plugin announced (:meth:`samples_saved`)."""
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def last_checkpoint(self) -> Path | None:
+        """The newest good checkpoint of this run (written, or resumed from)."""
+        return self.directory.last_checkpoint
 
     @property
     def step(self) -> int:

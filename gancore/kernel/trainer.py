@@ -18,36 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from gancore.config import RunConfig
 from gancore.data import TensorData
-from gancore.errors import CheckpointError, ConfigError, TrainingError, WriteError
-from gancore.files import remove_temporaries, write_text_atomic
-from gancore.interfaces import Batch, Networks, StepContext
+from gancore.errors import TrainingError
+from gancore.interfaces import StepContext
 from gancore.kernel import checkpoint as ck
-from gancore.kernel.build import BuiltRun, build_run, ema_update, make_optimizer
-from gancore.kernel.distributed import from_env, per_network, wrap
-from gancore.kernel.drawing import nonfinite_state
-from gancore.kernel.lock import RunLock
+from gancore.kernel.build import BuiltRun, build_run, check_against_variant, ema_update, make_optimizer, phase_views
+from gancore.kernel.distributed import from_env
+from gancore.kernel.drawing import fixed_batch, nonfinite_state
 from gancore.kernel.phases import PhaseRunner, StepStats, Updater
 from gancore.kernel.precision import Precision, resolve_device, resolve_precision
 from gancore.kernel.run import Run
+from gancore.kernel.run_dir import RunDirectory
 from gancore.kernel.sampler import BatchSampler
 from gancore.kernel.state import TrainState, process_seeds
 from gancore.plugins import PluginHost
-
-
-def fixed_batch(data: TensorData, n: int, device: torch.device) -> Batch:
-    """The first ``n`` samples of each domain: the inputs of every progress grid."""
-
-    def head(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else TensorData.decoded(t[:n]).to(device)
-
-    def images(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else data.centred(t[:n]).to(device)
-
-    return Batch(x=images(data.x), y=head(data.y), x_b=images(data.x_b), y_b=head(data.y_b))
 
 
 @dataclass
@@ -56,12 +42,6 @@ class TrainResult:
     seconds: float
     checkpoint: Path | None
     samples: Path | None
-
-
-def compiled(module: nn.Module) -> nn.Module:
-    """``torch.compile`` each network of a player; attribute access (``sample_latent``) passes
-    through to the original module."""
-    return per_network(module, torch.compile)
 
 
 def _silent(_: str) -> None:
@@ -74,18 +54,16 @@ class Trainer:
     def __init__(self, host: PluginHost, cfg: RunConfig, run_dir: str | Path, *, resume: bool = False,
                  echo: Callable[[str], None] = print) -> None:
         self.host, self.cfg, self.echo = host, cfg, echo
-        self.run_dir = Path(run_dir)
-        self.ckpt_dir = self.run_dir / "checkpoints"
         self.dist = from_env(cfg.train.device)
         if not self.dist.main:
             self.echo = _silent
-        self.lock = RunLock(self.run_dir)  # one training process per run directory, for the run's life
-        if self.dist.main:
-            self.lock.acquire()
+        self.directory = RunDirectory(run_dir, main=self.dist.main)
+        self.run_dir, self.ckpt_dir = self.directory.path, self.directory.checkpoints
+        self.directory.acquire()  # one training process per run directory, for the run's life
         try:
             self._setup(resume)
         except BaseException:
-            self.lock.release(remove_if_unused=True)  # a run that fails to start leaves nothing behind
+            self.directory.release(remove_if_unused=True)  # a run that fails to start leaves nothing behind
             raise
 
     def _setup(self, resume: bool) -> None:
@@ -94,9 +72,8 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         self.precision = Precision(resolve_precision(cfg.train.precision, self.device), self.device)
-        self._check_dir(resume)
         # a run killed before its first checkpoint resumes from step 0 (a fresh start in its own directory)
-        from_scratch = resume and not ck.list_checkpoints(self.ckpt_dir)
+        from_scratch = self.directory.check(resume)
         resume = resume and not from_scratch
         data: TensorData = cfg.data_cls(cfg.data).load()
         self.spec = data.spec
@@ -106,16 +83,8 @@ class Trainer:
 
             init_from(self.built, cfg.train.init_from, strict=cfg.train.init_strict, echo=self.echo)
         self.phases = self.built.variant.phases(cfg.train.n_critic)
-        self._check_eval_metrics()
+        check_against_variant(cfg, self.built, self.phases)
         players = self.built.nets.names()
-        unknown = sorted({p.player for p in self.phases} - set(players))
-        if unknown:
-            raise ConfigError(f"variant {cfg.variant_cls.name!r}: its phases train {', '.join(unknown)}, "
-                              f"which its networks lack (it has {', '.join(players)})")
-        for name in cfg.optim.players():
-            if name not in players and name != "critic":
-                raise ConfigError(f"optim.{name}: variant {cfg.variant_cls.name!r} has no player {name!r} "
-                                  f"(its players: {', '.join(players)})")
         trained = [name for name in players if any(p.player == name for p in self.phases)]
         self.updaters = {name: Updater(name, make_optimizer(cfg.optim.for_player(name), self.built.nets.get(name),
                                                             cfg.train.fused_optimizer),
@@ -134,18 +103,21 @@ class Trainer:
                                 {n: u.scaler for n, u in self.updaters.items()}, sampler, shared_rng, rng,
                                 self.device)
         self.stats = StepStats(self.device)
-        self.runner = PhaseRunner(self.built, self.precision, self.updaters, self._views(), self.stats)
+        views = phase_views(self.built, list(self.updaters), distributed=self.dist.enabled, device=self.device,
+                            compile_networks=cfg.train.compile)
+        self.runner = PhaseRunner(self.built, self.precision, self.updaters, views, self.stats)
         self._scheduled = any(cfg.optim.for_player(p).schedule != "constant" for p in self.updaters)
         self.run_info = Run(run_dir=self.run_dir, config=cfg, built=self.built, spec=self.spec, device=self.device,
                             total_steps=cfg.train.steps, preview_batch=fixed_batch(data, cfg.log.samples, self.device),
                             landmarks=data.landmarks, host=host, hooks=host.lifecycle(self.echo), state=self.state,
-                            echo=self.echo)
+                            directory=self.directory, echo=self.echo)
         if resume:
             self._resume()
         elif from_scratch:
             self.run_info.resumed_from = 0  # drops the killed attempt's records from metrics.jsonl
             self.echo(f"resume: {self.ckpt_dir} holds no checkpoint yet; starting the run from step 0")
-        self._make_dir()
+        self.dist.barrier()  # every process has checked before the main one creates anything
+        self.directory.create(cfg.to_dict())
         self.dist.barrier()
 
     # -- names the tests, benchmarks and plugins read ---------------------------------------
@@ -159,62 +131,7 @@ class Trainer:
 
     @property
     def last_checkpoint(self) -> Path | None:
-        return self.run_info.last_checkpoint
-
-    def _views(self) -> dict[str, Networks]:
-        """The networks each player's phase runs: under torch.distributed the network being
-        updated is wrapped in DDP (the others run raw: frozen, nothing to synchronise); with
-        ``train.compile`` every network is compiled but a critic whose penalty needs its double
-        backward. Checkpoints and EMA always use the raw modules."""
-        nets = self.built.nets
-        double_backward = any(r.needs_double_backward for r in self.built.regularizers)
-        raw: dict[str, nn.Module] = dict(nets.items())
-        updated = dict(raw)
-        if self.dist.enabled:
-            updated = {name: wrap(net, self.device) for name, net in raw.items()}
-        if self.cfg.train.compile:
-            eager = {"critic"} if double_backward else set()
-            for name in raw:
-                if name in eager:
-                    continue
-                was_raw = updated[name] is raw[name]
-                updated[name] = compiled(updated[name])
-                raw[name] = updated[name] if was_raw else compiled(raw[name])
-        return {player: nets.replace(**{**raw, player: updated[player]}) for player in self.updaters}
-
-    def _check_eval_metrics(self) -> None:
-        """``eval.metrics`` that do not apply to this run's task are an error before training starts
-        (and before the run directory is written), not a warning at the first evaluation."""
-        from gancore.metrics import task_of
-
-        task = task_of(self.built.variant)
-        for i, (cls, _) in enumerate(self.cfg.eval_metrics):
-            if task not in cls.tasks:
-                raise ConfigError(f"eval.metrics.{i}: metric {cls.name!r} applies to {', '.join(cls.tasks)} runs, "
-                                  f"not to this {task} run")
-
-    # -- run directory ---------------------------------------------------------------------
-    def _check_dir(self, resume: bool) -> None:
-        has_run = (self.run_dir / "config.json").exists() or bool(ck.list_checkpoints(self.ckpt_dir))
-        if resume and not has_run:
-            raise ConfigError(f"--resume: {self.run_dir} holds no run to resume")
-        if not resume and has_run:
-            raise ConfigError(
-                f"--out: {self.run_dir} already holds a run; pass --resume to continue it or choose another --out"
-            )
-
-    def _make_dir(self) -> None:
-        """Create the run directory once everything was built (a build error leaves nothing behind)."""
-        import json
-
-        self.dist.barrier()  # every process has checked before the main one creates anything
-        if self.dist.main:
-            (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
-            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-            # temporary files of a process killed mid-write (we hold the lock: no other writer is alive)
-            for folder in (self.run_dir, self.ckpt_dir):
-                remove_temporaries(folder)
-            write_text_atomic(json.dumps(self.cfg.to_dict(), indent=2) + "\n", self.run_dir / "config.json")
+        return self.directory.last_checkpoint
 
     # -- the schedule ----------------------------------------------------------------------
     def _context(self) -> StepContext:
@@ -277,9 +194,9 @@ class Trainer:
             self._hook("gancore_run_end", run_dir=str(self.run_dir), step=self.step, status=status)
             if self.dist.enabled and status == "completed":
                 self._end_distributed()
-            self.lock.release()
-        return TrainResult(self.step, time.perf_counter() - started, self.run_info.last_checkpoint,
-                           self.run_info.last_samples)
+            self.directory.release()
+        return TrainResult(self.step, time.perf_counter() - started, self.directory.last_checkpoint,
+                           self.directory.newest_samples())
 
     def _end_distributed(self) -> None:
         """Release the DDP wrappers (their reducers hold the process group and its gloo/NCCL
@@ -313,10 +230,8 @@ class Trainer:
     def _check_finite(self, names: list[str] | None = None) -> None:
         if bool(self.stats.nonfinite):
             where = f" in {', '.join(names)}" if names else ""
-            good = self.run_info.last_checkpoint or "none written yet"
-            raise TrainingError(
-                f"non-finite loss{where} before step {self.step}; training stopped. Last good checkpoint: {good}"
-            )
+            raise TrainingError(f"non-finite loss{where} before step {self.step}; training stopped. "
+                                f"Last good checkpoint: {self.directory.good_checkpoint()}")
 
     def _log(self) -> dict[str, float]:
         stats = self.stats
@@ -339,20 +254,12 @@ class Trainer:
     def _checkpoint(self) -> None:
         self.stats.nonfinite = self.dist.any(self.stats.nonfinite)
         self._check_finite()
-        path = self.ckpt_dir / ck.checkpoint_name(self.step)
         if not self.dist.main:  # the main process writes; the others know its path
-            self.run_info.last_checkpoint = path
+            self.directory.write_checkpoint(self.step, {}, {}, keep=self.cfg.log.keep_checkpoints)
             return
         tensors, meta = self.state.checkpoint(self.cfg.to_dict(), self.precision.name)
         self._check_state_finite(tensors)
-        try:
-            ck.write_atomic(tensors, meta, path)
-        except WriteError as exc:
-            good = self.run_info.last_checkpoint or "none written yet"
-            raise WriteError(f"{exc}; training stopped at step {self.step}. Last good checkpoint: {good}") from None
-        self.run_info.last_checkpoint = path
-        for _, old in ck.list_checkpoints(self.ckpt_dir)[: -self.cfg.log.keep_checkpoints]:
-            old.unlink()
+        path = self.directory.write_checkpoint(self.step, tensors, meta, keep=self.cfg.log.keep_checkpoints)
         self._hook("gancore_checkpoint_saved", step=self.step, path=str(path))
 
     def _check_state_finite(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -361,31 +268,15 @@ class Trainer:
         the interval stayed finite)."""
         bad = nonfinite_state(tensors, self.built, self.run_info.preview_batch, self.device, self.cfg.train.seed)
         if bad:
-            good = self.run_info.last_checkpoint or "none written yet"
+            good = self.directory.good_checkpoint()
             listed = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
             raise TrainingError(f"non-finite values in {listed} at step {self.step}; no checkpoint written, "
                                 f"training stopped. Last good checkpoint: {good}")
 
     def _resume(self) -> None:
-        found = ck.list_checkpoints(self.ckpt_dir)  # not empty: a resume without one starts from step 0
-        unusable: list[CheckpointError] = []
-        # the latest usable one: a damaged newer one is named and skipped (restore overwrites every part
-        # of the state, so a failed attempt leaves nothing behind for the next)
-        for _, path in reversed(found):
-            try:
-                ckpt = ck.read_checkpoint(path)
-                if ckpt.step > self.cfg.train.steps:
-                    raise ConfigError(f"train.steps: {self.cfg.train.steps} is below the step of the checkpoint it "
-                                      f"resumes ({ckpt.step}, {path}); pass --set train.steps=N with N >= {ckpt.step}")
-                self.state.restore(ckpt, seed=self.cfg.train.seed, rank=self.dist.rank,
-                                   distributed=self.dist.enabled)
-                break
-            except CheckpointError as exc:
-                unusable.append(exc)
-        else:
-            raise unusable[0]
-        if unusable:
-            self.echo(f"resume: {unusable[0]}; resuming from the older {path} instead")
-        self.run_info.last_checkpoint = path
+        def restore(ckpt: ck.Checkpoint) -> None:
+            self.state.restore(ckpt, seed=self.cfg.train.seed, rank=self.dist.rank, distributed=self.dist.enabled)
+
+        path = self.directory.resume(restore, max_step=self.cfg.train.steps, echo=self.echo)
         self.run_info.resumed_from = self.state.step
         self.echo(f"resumed from {path} at step {self.state.step}")
