@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gancore.errors import ConfigError
 from gancore.interfaces import Settings
@@ -122,7 +122,15 @@ class OptimSettings(Settings):
             if not isinstance(value, OptimizerSettings):
                 if not isinstance(value, dict):
                     raise ValueError(f"{name}: expected a table of optimizer settings")
-                self.model_extra[name] = OptimizerSettings.model_validate(value)
+                try:
+                    self.model_extra[name] = OptimizerSettings.model_validate(value)
+                except ValidationError as exc:  # located under the player: optim.<player>.lr, not optim.lr
+                    raise ValidationError.from_exception_data(exc.title, [
+                        {"type": e["type"], "loc": (name, *e["loc"]), "input": e.get("input"), "ctx": e.get("ctx", {})}
+                        if e["type"] not in ("value_error", "assertion_error") else
+                        {"type": "value_error", "loc": (name, *e["loc"]), "input": e.get("input"),
+                         "ctx": {"error": e.get("ctx", {}).get("error", e["msg"])}}
+                        for e in exc.errors()]) from None
         return self
 
     def for_player(self, player: str) -> OptimizerSettings:

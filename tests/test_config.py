@@ -57,7 +57,7 @@ def test_loss_options_are_validated_by_the_loss(host):
         (
             ["--set", "train.stepz=5"],
             "train.stepz: unknown key (allowed: batch_size, channels_last, compile, device, ema, "
-            "fused_optimizer, n_critic, precision, seed, steps)",
+            "fused_optimizer, init_from, init_strict, n_critic, precision, seed, steps)",
         ),
         (["--set", "train.steps=many"], "train.steps: Input should be a valid integer"),
         (["--set", "train.steps=0"], "train.steps: Input should be greater than or equal to 1"),
@@ -66,7 +66,8 @@ def test_loss_options_are_validated_by_the_loss(host):
         (
             ["--set", "data.name=nosuchdata"],
             "data.name: unknown dataset 'nosuchdata'; installed: celeba, cifar10, digits, digits-pair, digits-restore, "
-            "fashion-mnist, gaussian-grid, gaussian-ring, image-folder, mnist, pack, paired, stylegan-zip, unpaired",
+            "fashion-mnist, gaussian-grid, gaussian-ring, hf-dataset, image-folder, mnist, pack, paired, stylegan-zip, "
+            "torch-dataset, unpaired",
         ),
         (["--set", "loss.name=hinj"], "did you mean 'hinge'?"),
         (["--set", "variant.latent_dim=-1"], "variant.latent_dim: Input should be greater than or equal to 1"),
@@ -225,3 +226,15 @@ def test_gancore_config_says_which_defaults_came_from_the_data():
     assert any(line.startswith("steps = 7") and "[default for vector data]" not in line for line in lines)
     image = CliRunner().invoke(cli, ["config", "wgan"])
     assert "default for" not in image.output
+
+
+@pytest.mark.parametrize(("assignment", "message"), [
+    ("optim.encoder.lr=-1", "optim.encoder.lr: Input should be greater than 0"),
+    ("optim.encoder.betas=[2, 3]", "optim.encoder.betas: each beta must be in [0, 1)"),
+    ("optim.encoder.bogus=1", "optim.encoder.bogus: unknown key"),
+])
+def test_a_further_players_optimizer_errors_name_its_key(host, assignment, message):
+    """Issue 25: ``optim.<player>`` errors name ``optim.<player>.<key>``, not ``optim.<key>``."""
+    with pytest.raises(ConfigError) as info:
+        resolve(host, {"variant": "dcgan"}, [assignment])
+    assert str(info.value).startswith(message)
