@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from gancore.errors import ConfigError
 from gancore.limits import MAX_DEPTH, check_depth
