@@ -20,13 +20,14 @@ _EXPORTS = {
     **dict.fromkeys(("DataSource", "DecodePlan", "ImageSettings", "TensorData"), "gancore.data"),
     **dict.fromkeys(("CheckpointError", "ConfigError", "GancoreError", "PluginError", "TrainingError"),
                     "gancore.errors"),
-    **dict.fromkeys(("Batch", "DataSpec", "Loss", "Networks", "NoSettings", "PenaltyInput", "PenaltySettings",
-                     "Regularizer", "Settings", "StepContext", "StepOutput"), "gancore.interfaces"),
+    **dict.fromkeys(("Batch", "DataSpec", "Loss", "NetworkWidths", "Networks", "NoSettings", "PenaltyInput",
+                     "PenaltySettings", "Regularizer", "Settings", "StepContext", "StepOutput"), "gancore.interfaces"),
     **dict.fromkeys(("Critic", "Generator"), "gancore.modules"),
     **dict.fromkeys(("Metric", "MetricContext"), "gancore.metrics"),
     "lazy_module": "gancore.lazy",
     **dict.fromkeys(("Model", "load", "train"), "gancore.api"),
-    **dict.fromkeys(("InitReport", "Phase", "Preset", "Variant"), "gancore.variant"),
+    **dict.fromkeys(("CRITIC", "Capabilities", "InitReport", "Phase", "Preset", "Variant", "gpu_preset"),
+                    "gancore.variant"),
 }
 
 
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
         DataSpec,
         Loss,
         Networks,
+        NetworkWidths,
         NoSettings,
         PenaltyInput,
         PenaltySettings,
@@ -66,44 +68,27 @@ if TYPE_CHECKING:
     from gancore.lazy import lazy_module
     from gancore.metrics import Metric, MetricContext
     from gancore.modules import Critic, Generator
-    from gancore.variant import InitReport, Phase, Preset, Variant
+    from gancore.variant import CRITIC, Capabilities, InitReport, Phase, Preset, Variant, gpu_preset
 
 __version__ = "0.1.0"
 
+# The public names, grouped by what a plugin author writes (docs/api.md documents them in this
+# order). A DCGAN-like variant needs the first group and ``hookimpl``.
 __all__ = [
-    "Batch",
-    "CheckpointError",
-    "Code",
-    "ConfigError",
-    "Critic",
-    "DataSource",
-    "DataSpec",
-    "DecodePlan",
-    "GancoreError",
-    "Generator",
-    "ImageSettings",
-    "InitReport",
-    "Loss",
-    "Metric",
-    "Model",
-    "MetricContext",
-    "Networks",
-    "NoSettings",
-    "PenaltyInput",
-    "PenaltySettings",
-    "Phase",
-    "PluginError",
-    "Preset",
-    "Regularizer",
-    "Settings",
-    "StepContext",
-    "StepOutput",
-    "TensorData",
-    "TrainingError",
-    "Variant",
-    "__version__",
-    "hookimpl",
-    "lazy_module",
-    "load",
-    "train",
+    # variants
+    "Variant", "Phase", "CRITIC", "Capabilities", "Preset", "gpu_preset", "InitReport", "Networks",
+    "Generator", "Critic", "Batch", "StepContext", "StepOutput", "Settings", "NoSettings", "NetworkWidths",
+    "DataSpec", "Code",
+    # losses and regularizers
+    "Loss", "Regularizer", "PenaltyInput", "PenaltySettings",
+    # data sources
+    "DataSource", "TensorData", "ImageSettings", "DecodePlan",
+    # metrics
+    "Metric", "MetricContext",
+    # gancore from Python
+    "train", "load", "Model",
+    # errors
+    "GancoreError", "ConfigError", "PluginError", "CheckpointError", "TrainingError",
+    # helpers
+    "hookimpl", "lazy_module", "__version__",
 ]

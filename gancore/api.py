@@ -176,11 +176,11 @@ class Model:
 
     @property
     def networks(self) -> dict[str, nn.Module]:
-        """Every player's module by name, and ``ema`` when the run kept one."""
-        nets = dict(self._built.nets.items())
-        if self._built.ema is not None:
-            nets["ema"] = self._built.ema
-        return nets
+        """Every player's module by name, and each moving average the run kept (``ema`` for the
+        generator's, ``ema_<player>`` for another player's)."""
+        from gancore.kernel.state import network_sections
+
+        return {k: v for k, v in network_sections(self._built).items() if not k.startswith("state_")}
 
     @property
     def device(self) -> torch.device:
@@ -328,8 +328,8 @@ def _load_export(folder: Path, device: str) -> Model:
         raise CheckpointError(f"{folder / 'model.safetensors'}: not a readable safetensors file ({exc})") from None
     module = built.nets.get(player)
     _load_state(module, tensors, folder / "model.safetensors", player)
-    if player == "generator" and built.ema is not None:
-        built.ema.load_state_dict(module.state_dict())
+    if player in built.emas:  # an export holds the averaged weights: the average starts from them
+        built.emas[player].load_state_dict(module.state_dict())
     check_codes_match(meta.get("codes"), built, folder / "config.json")
     return Model(built, step=step, source=folder, run_dir=None, exported_player=player)
 

@@ -292,7 +292,7 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
         _plugin_section(host.regularizers, section, f"regularizers.{i}")
         for i, section in enumerate(merged.get("regularizers", []))
     ]
-    if loss_cls.generator_uses_real and not variant_cls.generator_loss_gets_real:
+    if loss_cls.generator_uses_real and not variant_cls.capabilities(variant_settings).generator_loss_gets_real:
         raise ConfigError(f"loss.name: the {loss_cls.name} loss needs the critic's outputs on a real batch in "
                           f"the generator step, which variant {variant_cls.name!r} does not give; choose another loss")
     eval_metrics = [

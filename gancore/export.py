@@ -38,9 +38,10 @@ def export(model: Model, out: Path, *, format: str = "hf", player: str | None = 
         raise ConfigError(f"--format: {format!r} is not one of {', '.join(FORMATS)}")
     player = player or "generator"
     networks = model.networks
-    if player not in networks or player == "ema":
+    players = [n for n in networks if n != "ema" and not n.startswith("ema_")]
+    if player not in players:
         raise ConfigError(f"--player: variant {model.variant!r} has no player {player!r} "
-                          f"(its players: {', '.join(n for n in networks if n != 'ema')})")
+                          f"(its players: {', '.join(players)})")
     if format == "hf":
         return export_hf(model, out, player, plugin)
     if player != "generator":
@@ -49,10 +50,10 @@ def export(model: Model, out: Path, *, format: str = "hf", player: str | None = 
 
 
 def _module(model: Model, player: str) -> tuple[nn.Module, bool]:
-    if player == "generator":
-        ema = model.networks.get("ema")
-        return (ema, True) if ema is not None else (model.networks["generator"], False)
-    return model.networks[player], False
+    from gancore.kernel.build import ema_prefix
+
+    average = model.networks.get(ema_prefix(player))
+    return (average, True) if average is not None else (model.networks[player], False)
 
 
 def _last_evaluation(run_dir: Path | None) -> list[dict[str, Any]]:

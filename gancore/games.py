@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 torch = lazy_module("torch")
 
-__all__ = ["NoiseGame", "dcgan_defaults", "standard_players"]
+__all__ = ["NoiseGame", "dcgan_defaults", "standard_networks"]
 
 
 def dcgan_defaults(steps: int) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def dcgan_defaults(steps: int) -> dict[str, Any]:
     }
 
 
-def standard_players(
+def standard_networks(
     spec: DataSpec,
     *,
     latent_dim: int | None,

@@ -33,6 +33,15 @@ class NoSettings(Settings):
     """Settings of a plugin that takes none."""
 
 
+class NetworkWidths(Settings):
+    """Base of a variant's settings for the usual two widths: ``variant.generator_width`` (the
+    generator's last hidden layer, ngf) and ``variant.critic_width`` (the critic's first, ndf).
+    Subclass it instead of declaring them again; :func:`gancore.gpu_preset` sets both."""
+
+    generator_width: int = Field(32, ge=4, le=1024, description="Channels of the generator's last hidden layer (ngf).")
+    critic_width: int = Field(32, ge=4, le=1024, description="Channels of the critic's first layer (ndf).")
+
+
 class PenaltySettings(Settings):
     """Base of a penalty regularizer's settings: its weight and lazy interval.
 
@@ -163,7 +172,7 @@ class StepOutput:
 
 
 #: Names a network of :class:`Networks` cannot take: they are the checkpoint's other sections.
-RESERVED_NETWORK_NAMES = frozenset({"ema", "optim", "scaler", "rng", "sampler"})
+RESERVED_NETWORK_NAMES = frozenset({"ema", "optim", "scaler", "rng", "sampler", "state"})
 
 
 @dataclass
@@ -175,16 +184,25 @@ class Networks:
     updated by phases the variant declares (:meth:`gancore.Variant.phases`). A player that owns
     several networks (CycleGAN's two generators) uses an ``nn.ModuleDict``; each player's
     optimizer covers all of its trainable parameters.
+
+    ``state`` holds what the variant keeps that no optimizer trains: modules of buffers
+    (CycleGAN's history pools of generated images). They move to the device with the networks, are
+    checkpointed as ``state_<name>.*`` and restored on resume, and are no player: no phase, no
+    optimizer, no DDP or compiled view, not loaded by ``train.init_from``.
     """
 
     generator: nn.Module
     critic: nn.Module | None = None
     others: dict[str, nn.Module] = field(default_factory=dict)
+    state: dict[str, nn.Module] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in self.others:
-            if name in ("generator", "critic") or name in RESERVED_NETWORK_NAMES or not name.isidentifier():
-                raise ValueError(f"Networks.others: {name!r} cannot name a network (reserved or not an identifier)")
+        for field_name, names in (("others", self.others), ("state", self.state)):
+            for name in names:
+                if (name in ("generator", "critic") or name in RESERVED_NETWORK_NAMES or name.startswith("ema_")
+                        or name.startswith("state_") or not name.isidentifier()):
+                    raise ValueError(f"Networks.{field_name}: {name!r} cannot name a network "
+                                     "(reserved or not an identifier)")
 
     def get(self, player: str) -> nn.Module:
         """The network of ``player`` (``generator``, ``critic`` or a name in ``others``)."""
@@ -208,7 +226,8 @@ class Networks:
         mapping = dict(self.items())
         mapping.update(modules)
         others = {k: v for k, v in mapping.items() if k not in ("generator", "critic")}
-        return Networks(generator=mapping["generator"], critic=mapping.get("critic"), others=others)
+        return Networks(generator=mapping["generator"], critic=mapping.get("critic"), others=others,
+                        state=self.state)
 
 
 @dataclass

@@ -222,8 +222,14 @@ class Lifecycle:
         source = next((r.source for r in self.host.records if r.name == plugin), plugin)
         step = kwargs.get("step")
         where = f" at step {step}" if isinstance(step, int) else ""
-        line = (f"plugin {plugin!r} ({source}) failed in {hook}{where}: {_describe(exc)}; "
-                "its lifecycle hooks are off for the rest of this run")
+        from gancore.errors import PluginError
+
+        if isinstance(exc, PluginError):  # the plugin says whose code failed (a variant's preview, ...)
+            line = (f"{exc} (in plugin {plugin!r}'s {hook}{where}); "
+                    f"plugin {plugin!r}'s lifecycle hooks are off for the rest of this run")
+        else:
+            line = (f"plugin {plugin!r} ({source}) failed in {hook}{where}: {_describe(exc)}; "
+                    "its lifecycle hooks are off for the rest of this run")
         self.disabled[plugin] = line
         self.echo(f"warning: {line}")
 

@@ -70,11 +70,43 @@ def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
             for k, v in module.state_dict().items()}
 
 
+def _top_critics(critic: torch.nn.Module) -> list[torch.nn.Module]:
+    """The outermost :class:`~gancore.Critic` modules of a player's network (itself, or each
+    critic a container holds, as CycleGAN's two)."""
+    from gancore.modules import Critic
+
+    if isinstance(critic, Critic):
+        return [critic]
+    return [m for m in critic.children() if isinstance(m, Critic)] or [
+        m for child in critic.children() for m in _top_critics(child)]
+
+
+def _score_problem(inputs: tuple[Any, ...], output: Any) -> str | None:
+    """What is wrong with one critic output: scores are ``[N]`` (or ``[N, D]`` embeddings, ``[N, 1,
+    h, w]`` patches), never ``[N, 1]``, and always one row per input sample."""
+    scores = output if isinstance(output, torch.Tensor) else getattr(output, "scores", None)
+    if not isinstance(scores, torch.Tensor) or not inputs or not isinstance(inputs[0], torch.Tensor):
+        return None
+    n = inputs[0].shape[0]
+    shape = list(scores.shape)
+    if not shape or shape[0] != n:
+        return f"{shape} for {n} inputs (expected [N] scores, one per sample)"
+    if shape[1:] == [1]:
+        return f"{shape}: scores must be [N], not [N, 1] (squeeze the last dimension)"
+    return None
+
+
 class VariantContract:
-    """The checks every variant plugin must pass. Set ``variant`` (and ``overrides``)."""
+    """The checks every variant plugin must pass. Set ``variant`` (and ``overrides``).
+
+    ``settings_cases`` lists variant settings (dotted keys) the capability checks run under, one
+    case each: a capability that depends on a setting (:meth:`gancore.Variant.capabilities`) is
+    checked for every case listed, e.g. ``[{"variant.mode": "clip"}, {"variant.mode": "gp"}]``.
+    """
 
     variant: ClassVar[str]
     overrides: ClassVar[dict[str, Any]] = {}
+    settings_cases: ClassVar[list[dict[str, Any]]] = [{}]
 
     @pytest.fixture
     def host(self) -> Iterator[PluginHost]:
@@ -131,16 +163,57 @@ class VariantContract:
         for k in a:
             assert torch.equal(a[k], b[k]), f"{k} differs after resume"
 
+    def test_critic_scores_are_one_per_sample(self, host: PluginHost, tmp_path: Path) -> None:
+        """Every output of the critic's networks in a training step has one row per input, and a
+        score per sample is ``[N]``: ``[N, 1]`` would broadcast against ``[N]`` targets silently."""
+        cfg = self.config(host, **{"train.steps": 1})
+        trainer = Trainer(host, cfg, tmp_path / "run", echo=quiet)
+        critic = trainer.built.nets.critic
+        if critic is None:
+            pytest.skip(f"variant {self.variant!r} has no critic")
+        problems: list[str] = []
+        handles = [m.register_forward_hook(
+            lambda module, inputs, output: problems.append(f"{type(module).__name__} returned {p}")
+            if (p := _score_problem(inputs, output)) else None) for m in _top_critics(critic)]
+        try:
+            trainer.run()
+        finally:
+            for handle in handles:
+                handle.remove()
+        assert not problems, "; ".join(sorted(set(problems)))
+
     def test_losses_that_need_real_outputs(self, host: PluginHost, tmp_path: Path) -> None:
-        """A loss whose generator side needs the critic's outputs on a real batch trains when the
-        variant declares ``generator_loss_gets_real`` (the default) and is a config error otherwise."""
+        """A loss whose generator side needs the critic's outputs on a real batch trains where the
+        variant's :meth:`~gancore.Variant.capabilities` say ``generator_loss_gets_real`` (the
+        default) and is a config error otherwise, in every one of ``settings_cases``."""
         cls = host.variants.get(self.variant)
         needs_real = [name for name in host.losses if host.losses.get(name).generator_uses_real]
         assert needs_real, "no installed loss has generator_uses_real"
-        for loss in needs_real:
-            if not cls.generator_loss_gets_real:
-                with pytest.raises(ConfigError, match="loss.name"):
-                    self.config(host, **{"loss.name": loss})
-                continue
-            trainer = train(host, self.config(host, **{"loss.name": loss, "train.steps": 1}), tmp_path / loss)
-            assert trainer.step == 1
+        for i, case in enumerate(self.settings_cases):
+            gets_real = cls.capabilities(self.config(host, **case).variant).generator_loss_gets_real
+            for loss in needs_real:
+                if not gets_real:
+                    with pytest.raises(ConfigError, match="loss.name"):
+                        self.config(host, **{**case, "loss.name": loss})
+                    continue
+                trainer = train(host, self.config(host, **{**case, "loss.name": loss, "train.steps": 1}),
+                                tmp_path / f"{i}-{loss}")
+                assert trainer.step == 1
+
+    def test_ema_of_every_player_it_names(self, host: PluginHost, tmp_path: Path) -> None:
+        """With ``train.ema`` set, each player the capabilities name in ``ema_players`` keeps an
+        average that is checkpointed and resumed exactly."""
+        for i, case in enumerate(self.settings_cases):
+            extra = {**case, "train.ema": 0.5}
+            cfg = self.config(host, **extra, **{"train.steps": 2})
+            players = cfg.variant_cls.capabilities(cfg.variant).ema_players
+            straight = train(host, cfg, tmp_path / f"{i}a")
+            assert set(straight.built.emas) == set(players)
+            ckpt = read_checkpoint(find_checkpoint(tmp_path / f"{i}a"))
+            for player in players:
+                prefix = "ema" if player == "generator" else f"ema_{player}"
+                assert ckpt.has(prefix), f"{prefix} not in the checkpoint"
+            train(host, self.config(host, **extra, **{"train.steps": 1}), tmp_path / f"{i}b")
+            resumed = train(host, cfg, tmp_path / f"{i}b", resume=True)
+            a, b = weights(straight), weights(resumed)
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 StepFn = Callable[[Networks, Batch, StepContext], StepOutput]
 
+CRITIC = "critic"
+"""The player regularizers act on (penalties on its phases' inputs, constraints after its updates),
+whose update count lazy regularization follows and whose ``optim.critic`` section every run has."""
+
 
 @dataclass(frozen=True)
 class Phase:
@@ -32,17 +36,47 @@ class Phase:
     of :class:`~gancore.Networks`) ``repeat`` times in a row with the loss terms ``step``
     returns, and runs only on every ``every``-th iteration (a lazy phase). The other players'
     parameters are frozen while it runs. Regularizers (penalties, constraints) act on the
-    ``critic`` player's phases.
+    :data:`CRITIC` player's phases.
+
+    ``with_players`` names players updated *together* with ``player`` by the same loss: one
+    backward, then each one's optimizer steps (BiGAN's encoder and generator against one
+    critic, an autoencoder's encoder and decoder). Their gradients are not frozen; the terms are
+    logged under ``player``'s name and each player's update count advances.
     """
 
     player: str
     step: StepFn
     repeat: int = 1
     every: int = 1
+    with_players: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.repeat < 1 or self.every < 1:
             raise ValueError(f"Phase({self.player!r}): repeat and every must be at least 1")
+        if isinstance(self.with_players, str) or self.player in self.with_players:
+            raise ValueError(f"Phase({self.player!r}): with_players is a tuple of the other players' names")
+
+    @property
+    def players(self) -> tuple[str, ...]:
+        """Every player this phase updates: ``player`` first, then ``with_players``."""
+        return (self.player, *self.with_players)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a variant's game can do with given settings (:meth:`Variant.capabilities`).
+
+    The kernel, the config resolver and the contract suite (:mod:`gancore.testing`) read it, so
+    a capability that holds for some settings only is stated, and tested, per setting."""
+
+    generator_loss_gets_real: bool = True
+    """The generator steps pass the critic's outputs on a real batch to ``loss.generator_loss``
+    whenever ``loss.generator_uses_real`` (relativistic losses). False makes such a loss a config
+    error at resolve time; the contract suite trains with such a loss wherever this is True."""
+    ema_players: tuple[str, ...] = ("generator",)
+    """The players that keep an exponential moving average of their weights when ``train.ema`` is
+    set (checkpointed as ``ema`` for the generator, ``ema_<player>`` for the others); sampling,
+    translation and evaluation use the averages unless told not to (``--no-ema``)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +91,22 @@ class Preset:
 
     doc: str
     settings: dict[str, Any]
+
+
+def gpu_preset(doc: str | None = None, *, image_size: int = 64, width: int | None = 64, batch_size: int = 128,
+               steps: int = 20000, settings: dict[str, Any] | None = None) -> Preset:
+    """The usual ``gpu`` preset: ``image_size`` pixels, both networks ``width`` wide (the
+    :class:`~gancore.NetworkWidths` keys; None leaves them alone), ``batch_size``, ``steps``, a
+    sample grid every ``steps / 20`` and a checkpoint every ``steps / 10``; ``settings`` (dotted
+    keys) added or overriding. ``doc`` defaults to a line saying all that."""
+    values: dict[str, Any] = {"data.image_size": image_size}
+    if width is not None:
+        values.update({"variant.generator_width": width, "variant.critic_width": width})
+    values.update({"train.batch_size": batch_size, "train.steps": steps,
+                   "log.sample_every": max(1, steps // 20), "log.checkpoint_every": max(1, steps // 10)})
+    values.update(settings or {})
+    wide = f"networks {width} wide, " if width is not None else ""
+    return Preset(doc or f"{image_size}x{image_size} on one GPU: {wide}batch {batch_size}, {steps:,} steps", values)
 
 
 @dataclass(frozen=True)
@@ -89,16 +139,20 @@ class Variant(ABC):
     """True when the variant needs labelled data (:meth:`sample` then takes ``labels``)."""
     presets: ClassVar[dict[str, Preset]] = {}
     """Named bundles of settings for other scales (``gancore run VARIANT --preset NAME``)."""
-    generator_loss_gets_real: ClassVar[bool] = True
-    """True when the generator steps pass the critic's outputs on a real batch to
-    ``loss.generator_loss`` whenever ``loss.generator_uses_real`` (relativistic losses). A
-    variant that cannot sets it False: such a loss is then a config error at resolve time. The
-    contract suite trains every variant with such a loss, so a True that does not hold fails it."""
+    checkpoint_renames: ClassVar[dict[str, str]] = {}
+    """Checkpoint prefixes this variant's networks moved from (old -> new, e.g. ``{"critic.pool_a":
+    "state_pool_a"}``): a checkpoint written before the move still loads and resumes."""
 
     def __init__(self, config: Settings, data: DataSpec, loss: Loss) -> None:
         self.config = config
         self.data = data
         self.loss = loss
+
+    @classmethod
+    def capabilities(cls, config: Settings) -> Capabilities:
+        """What this variant can do with its validated settings ``config`` (see
+        :class:`Capabilities`; the defaults: relativistic losses work, the generator keeps an EMA)."""
+        return Capabilities()
 
     @classmethod
     def defaults(cls, config: Settings) -> dict[str, Any]:
@@ -128,7 +182,7 @@ class Variant(ABC):
         """The schedule of one training iteration. By default ``n_critic`` critic updates
         (:meth:`critic_step`), then one generator update (:meth:`generator_step`); a model
         without a critic returns only its generator's phase, and a third player its own."""
-        return [Phase("critic", self.critic_step, repeat=n_critic), Phase("generator", self.generator_step)]
+        return [Phase(CRITIC, self.critic_step, repeat=n_critic), Phase("generator", self.generator_step)]
 
     def critic_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         """Loss terms for one critic update (used by the default :meth:`phases`)."""

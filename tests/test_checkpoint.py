@@ -105,6 +105,29 @@ def test_checkpoint_that_does_not_fit_the_config(host, tmp_path):
         Trainer(host, cfg, tmp_path / "run", resume=True, echo=lambda _: None)
 
 
+def test_nan_guard_names_the_term_that_went_non_finite_first(host, tmp_path, monkeypatch):
+    """The critic's loss goes NaN in step 3; the generator's follows in the same step (the critic's
+    weights are NaN by then): the error names the critic's term first, and the plugin."""
+    from gancore.errors import TrainingError
+    from gancore.losses import NonSaturatingLoss
+
+    cfg = make_config(host, "dcgan", {**TINY, "train.steps": 6, "log.every": 4, "log.checkpoint_every": 2})
+    original = NonSaturatingLoss.critic_loss
+    calls = {"n": 0}
+
+    def poisoned(self, *args, **kwargs):
+        calls["n"] += 1
+        value = original(self, *args, **kwargs)
+        return value * float("nan") if calls["n"] >= 3 else value
+
+    monkeypatch.setattr(NonSaturatingLoss, "critic_loss", poisoned)
+    with pytest.raises(TrainingError) as info:
+        train(host, cfg, tmp_path / "run")
+    message = str(info.value)
+    assert "(critic/adv first, in step 3)" in message and "variant 'dcgan'" in message, message
+    assert "generator/adv" in message and "step_0000002" in message, message
+
+
 def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(host, tmp_path, monkeypatch):
     from gancore.errors import TrainingError
     from gancore.losses import NonSaturatingLoss
@@ -120,7 +143,8 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(host, tmp_path, monk
         return value * float("nan") if calls["n"] >= 3 else value
 
     monkeypatch.setattr(NonSaturatingLoss, "generator_loss", poisoned)
-    with pytest.raises(TrainingError, match=r"non-finite loss in .*generator/adv before step 4.*step_0000002"):
+    with pytest.raises(TrainingError, match=r"non-finite loss in generator/adv.* \(generator/adv first, in step 3\); "
+                       r"variant 'dcgan' with loss 'nonsaturating'; training stopped before step 4.*step_0000002"):
         train(host, cfg, tmp_path / "run")
     names = [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()]
     assert names == ["step_0000002.safetensors"]

@@ -260,15 +260,28 @@ def test_a_build_error_leaves_no_run_directory(phased, tmp_path, monkeypatch):
 
 
 def test_a_pairing_of_variant_and_loss_that_cannot_work_is_refused_at_resolve(phased):
+    from gancore import Capabilities
     from gancore.config import build_raw, resolve
 
+    class NoRealSettings(Settings):
+        real_in_generator_step: bool = False
+
     class NoReal(Autoencoder):
+        """Whether its generator step scores a real batch is a setting: so is the capability."""
+
         name = "test-no-real"
-        generator_loss_gets_real = False
+        Config = NoRealSettings
+
+        @classmethod
+        def capabilities(cls, config: Settings) -> Capabilities:
+            assert isinstance(config, NoRealSettings)
+            return Capabilities(generator_loss_gets_real=config.real_in_generator_step)
 
     phased.variants.add(NoReal, "test")
     with pytest.raises(ConfigError, match="loss.name: the contrastive loss needs the critic's outputs"):
         resolve(phased, build_raw("test-no-real"), ["loss.name=contrastive"])
+    cfg = resolve(phased, build_raw("test-no-real"), ["loss.name=contrastive", "variant.real_in_generator_step=true"])
+    assert cfg.loss_cls.name == "contrastive"
 
 
 def test_cyclegan_trains_with_a_loss_that_needs_real_outputs(tmp_path):

@@ -31,8 +31,14 @@ class SampleGrids:
         rng = torch.Generator(device=run.device).manual_seed(cfg.train.seed + SAMPLE_SEED_OFFSET)
         n = cfg.log.samples if run.spec.kind == "image" else cfg.log.scatter_points
         built = run.built
-        with evaluating(built.variant.translator(built.nets.replace(generator=built.generator()))) as gen:
-            x, nrow = run.built.variant.preview(gen, run.preview_batch, n, rng=rng, device=run.device)
+        try:
+            with evaluating(built.variant.translator(built.networks())) as gen:
+                x, nrow = built.variant.preview(gen, run.preview_batch, n, rng=rng, device=run.device)
+        except Exception as exc:  # the variant's code: say so, not that sample grids broke
+            from gancore.errors import PluginError
+            from gancore.kernel.finite import preview_failure
+
+            raise PluginError(f"variant {built.variant.name!r}: {preview_failure(exc)}") from exc
         path = run.run_dir / "samples" / f"step_{run.step:07d}.png"
         reference = run.landmarks.numpy() if run.landmarks is not None else None
         save_samples(x.float(), path, reference=reference, nrow=nrow)

@@ -13,7 +13,7 @@ from gancore.config import OptimizerSettings, RunConfig
 from gancore.data import TensorData
 from gancore.errors import ConfigError, PluginError
 from gancore.interfaces import DataSpec, Loss, Networks, Regularizer
-from gancore.variant import InitReport, Variant
+from gancore.variant import CRITIC, InitReport, Variant
 
 
 @dataclass
@@ -25,17 +25,33 @@ class BuiltRun:
     variant: Variant
     nets: Networks
     regularizers: list[Regularizer]
-    ema: nn.Module | None
     device: torch.device
+    emas: dict[str, nn.Module] = field(default_factory=dict)
+    """Player -> the moving average of its weights (``train.ema``; the players the variant's
+    :meth:`~gancore.Variant.capabilities` name in ``ema_players``)."""
     channels_last: bool = False
     init_reports: list[InitReport] = field(default_factory=list)
     """What the variant's data-dependent :meth:`~gancore.Variant.initialize` reported."""
     config: RunConfig | None = None
     """The resolved config it was built from."""
 
+    @property
+    def ema(self) -> nn.Module | None:
+        """The generator's moving average, when one is kept."""
+        return self.emas.get("generator")
+
     def generator(self, ema: bool = True) -> nn.Module:
         """The EMA generator when ``ema`` and one is kept, else the trained one."""
         return self.ema if ema and self.ema is not None else self.nets.generator
+
+    def networks(self, ema: bool = True) -> Networks:
+        """The run's networks, with each averaged player's EMA in its place when ``ema``."""
+        return self.nets.replace(**self.emas) if ema and self.emas else self.nets
+
+
+def ema_prefix(player: str) -> str:
+    """The checkpoint prefix of ``player``'s moving average: ``ema`` for the generator's."""
+    return "ema" if player == "generator" else f"ema_{player}"
 
 
 def build_run(cfg: RunConfig, spec: DataSpec, device: torch.device, data: TensorData | None = None) -> BuiltRun:
@@ -67,12 +83,17 @@ def build_run(cfg: RunConfig, spec: DataSpec, device: torch.device, data: Tensor
     for reg in regularizers:
         nets.critic = reg.attach(nets.critic)
     memory_format = torch.channels_last if use_channels_last(cfg, spec, device, nets) else torch.preserve_format
-    for _, net in nets.items():
+    for net in [net for _, net in nets.items()] + list(nets.state.values()):
         net.to(device=device, memory_format=memory_format)
-    ema = None
+    emas: dict[str, nn.Module] = {}
     if cfg.train.ema is not None:
-        ema = copy.deepcopy(nets.generator).eval().requires_grad_(False)
-    return BuiltRun(variant=variant, nets=nets, regularizers=regularizers, ema=ema, device=device,
+        players = nets.names()
+        for player in cfg.variant_cls.capabilities(cfg.variant).ema_players:
+            if player not in players:
+                raise PluginError(f"variant {cfg.variant_cls.name!r}: capabilities().ema_players names {player!r}, "
+                                  f"which its networks lack (it has {', '.join(players)})")
+            emas[player] = copy.deepcopy(nets.get(player)).eval().requires_grad_(False)
+    return BuiltRun(variant=variant, nets=nets, regularizers=regularizers, emas=emas, device=device,
                     channels_last=memory_format == torch.channels_last, init_reports=reports, config=cfg)
 
 
@@ -136,12 +157,12 @@ def check_against_variant(cfg: RunConfig, built: BuiltRun, phases: list[Any]) ->
 
     name = cfg.variant_cls.name
     players = built.nets.names()
-    unknown = sorted({p.player for p in phases} - set(players))
+    unknown = sorted({name for p in phases for name in p.players} - set(players))
     if unknown:
         raise ConfigError(f"variant {name!r}: its phases train {', '.join(unknown)}, "
                           f"which its networks lack (it has {', '.join(players)})")
     for player in cfg.optim.players():
-        if player not in players and player != "critic":
+        if player not in players and player != CRITIC:  # optim.critic is in every config
             raise ConfigError(f"optim.{player}: variant {name!r} has no player {player!r} "
                               f"(its players: {', '.join(players)})")
     task = task_of(built.variant)
@@ -174,7 +195,7 @@ def phase_views(built: BuiltRun, updated_players: list[str], *, distributed: boo
     if distributed:
         updated = {name: wrap(net, device) for name, net in raw.items()}
     if compile_networks:
-        eager = {"critic"} if double_backward else set()  # regularizers act on the critic
+        eager = {CRITIC} if double_backward else set()  # regularizers act on the critic
         for name in raw:
             if name in eager:
                 continue

@@ -85,8 +85,9 @@ class _DDP(nn.parallel.DistributedDataParallel):
 
 def per_network(module: nn.Module, fn: Callable[[nn.Module], nn.Module]) -> nn.Module:
     """``fn`` applied to each network of a player: a ModuleDict player (CycleGAN's two generators)
-    gets a new ModuleDict of the results; modules without trainable parameters (history pools)
-    stay as they are. The raw modules are shared, so checkpoints and EMA see them unchanged."""
+    gets a new ModuleDict of the results; a network of it with nothing to train (all frozen by the
+    variant) stays as it is (DDP refuses one). The raw modules are shared, so checkpoints and EMA
+    see them unchanged."""
     if isinstance(module, nn.ModuleDict):
         return nn.ModuleDict({k: per_network(v, fn) for k, v in module.items()})
     if not any(p.requires_grad for p in module.parameters()):

@@ -80,30 +80,11 @@ def translate_chunks(built: BuiltRun, x: Tensor, direction: str, *, ema: bool = 
     ``chunk`` at a time, in eval mode; float32 on the CPU. The module it is handed is the variant's
     :meth:`~gancore.Variant.translator` of the networks, the EMA generator in place when ``ema``."""
     out = []
-    translator = built.variant.translator(built.nets.replace(generator=built.generator(ema)))
+    translator = built.variant.translator(built.networks(ema))
     with evaluating(translator) as gen:
         for i in range(0, len(x), chunk):
             out.append(built.variant.translate(gen, x[i:i + chunk].to(built.device), direction).float().cpu())
     return _finite(torch.cat(out)) if out else torch.empty(0)
-
-
-def nonfinite_state(tensors: dict[str, Tensor], built: BuiltRun, batch: Batch, device: torch.device,
-                    seed: int) -> list[str]:
-    """What is not finite in a state about to be checkpointed: the floating tensors' keys (weights,
-    EMA, optimizer moments), else "the generator's output on a probe batch" when the variant's
-    preview on 2 inputs of ``batch`` is not finite; empty when all is well."""
-    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad:
-        return bad
-
-    def head(t: Tensor | None) -> Tensor | None:
-        return None if t is None else t[:2]
-
-    probe = Batch(x=batch.x[:2], y=head(batch.y), x_b=head(batch.x_b), y_b=head(batch.y_b))
-    gen = built.variant.translator(built.nets.replace(generator=built.generator()))
-    with evaluating(gen, seed=seed) as g:
-        out, _ = built.variant.preview(g, probe, 2, rng=torch.Generator(device=device).manual_seed(0), device=device)
-    return [] if bool(torch.isfinite(out).all()) else ["the generator's output on a probe batch"]
 
 
 def fixed_batch(data: TensorData, n: int, device: torch.device) -> Batch:

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from gancore.errors import CheckpointError, ConfigError
 from gancore.kernel import checkpoint as ck
-from gancore.kernel.build import BuiltRun
+from gancore.kernel.build import BuiltRun, ema_prefix
 from gancore.kernel.state import network_sections
 
 
@@ -47,10 +47,13 @@ def init_from(built: BuiltRun, path: str | Path, *, strict: bool, echo: Callable
     found, whole_run = source_tensors(path)
     skipped: list[str] = []
     loaded: list[str] = []
+    averaged = {ema_prefix(player): player for player in built.emas}
     for prefix, module in network_sections(built).items():
+        if prefix.startswith("state_"):  # the variant's state (history pools) starts fresh: weights only
+            continue
         state = found.get(prefix)
-        if state is None and prefix == "ema":
-            state = found.get("generator")  # the EMA starts from the generator it averages
+        if state is None and prefix in averaged:
+            state = found.get(averaged[prefix])  # an EMA starts from the player it averages
         if state is None:
             if strict and whole_run:  # an export holds one player: the others start fresh
                 raise ConfigError(f"train.init_from: {path} holds no weights for {prefix!r} (it has "

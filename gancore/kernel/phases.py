@@ -8,54 +8,59 @@ read once per ``log.every`` steps.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
-from gancore.errors import ConfigError, GancoreError, TrainingError
+from gancore.errors import ConfigError, GancoreError, PluginError, TrainingError
 from gancore.interfaces import Batch, Networks, StepContext, StepOutput
 from gancore.kernel.build import BuiltRun
 from gancore.kernel.precision import Precision, scaled_grad
-from gancore.variant import Phase
-
-
-class Updater:
-    """What updates one player's network: its optimizer, its grad scaler, the parameters it trains."""
-
-    def __init__(self, player: str, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
-        self.player = player
-        self.optimizer = optimizer
-        self.scaler = scaler
-        # Only what the optimizer trains is toggled: parameters frozen on purpose stay frozen.
-        self.trainable = [p for group in optimizer.param_groups for p in group["params"]]
-
-    def freeze(self, frozen: bool) -> None:
-        for p in self.trainable:
-            p.requires_grad_(not frozen)
+from gancore.kernel.state import TrainState, Updater
+from gancore.variant import CRITIC, Phase
 
 
 class StepStats:
-    """Sums of logged values over the current interval, on the device, and a non-finite flag."""
+    """Sums of logged values over the current logging interval, on the device, and where each
+    checked value first went non-finite (read once per interval: nothing here waits for the device)."""
+
+    NEVER = 2**62
 
     def __init__(self, device: torch.device) -> None:
+        self.device = device
         self.sums: dict[str, Tensor] = {}
-        self.count = 0
+        self.first_bad: dict[str, Tensor] = {}
+        """Key -> the first step of the interval at which its value was not finite (NEVER if none)."""
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
 
-    def add(self, key: str, value: Tensor) -> None:
+    def add(self, key: str, value: Tensor, *, step: int | None = None) -> None:
+        """Add ``value`` to ``key``'s sum; with ``step``, also check that it is finite."""
         value = value.detach().float()
         if key in self.sums:
             self.sums[key] += value
         else:
             self.sums[key] = value.clone()
+        if step is not None:
+            bad = ~torch.isfinite(value)
+            self.nonfinite |= bad
+            first = self.first_bad.get(key)
+            if first is None:
+                first = self.first_bad[key] = torch.full((), self.NEVER, dtype=torch.int64, device=self.device)
+            first.masked_fill_(bad & first.eq(self.NEVER), step)
 
-    def flag(self, value: Tensor) -> None:
-        self.nonfinite |= ~torch.isfinite(value.detach())
+    def first_nonfinite(self) -> list[tuple[str, int]]:
+        """The checked keys that went non-finite this interval with the step each did, first first
+        (keys of one step in the order the iteration computed them)."""
+        if not self.first_bad:
+            return []
+        steps = torch.stack(list(self.first_bad.values())).tolist()
+        found = [(key, int(s)) for key, s in zip(self.first_bad, steps, strict=True) if s != self.NEVER]
+        return sorted(found, key=lambda item: item[1])  # stable: ties keep the computing order
 
     def clear(self) -> None:
         self.sums.clear()
-        self.count = 0
+        self.first_bad.clear()
 
 
 _NO_DERIVATIVE = re.compile(r"derivative for '?([\w:.]+)'? is not implemented")
@@ -81,68 +86,99 @@ def double_backward_error(exc: RuntimeError, penalties: list[str]) -> GancoreErr
     return TrainingError(f"backward through the {', '.join(penalties)} penalty failed: {message}")
 
 
+def _shapes(batch: Batch) -> str:
+    parts = [f"{name} {list(t.shape)}" for name, t in
+             (("x", batch.x), ("y", batch.y), ("x_b", batch.x_b), ("y_b", batch.y_b)) if t is not None]
+    return ", ".join(parts)
+
+
 @dataclass
 class PhaseRunner:
     """Runs phases of one run: the kernel's half of every update."""
 
     built: BuiltRun
     precision: Precision
-    updaters: dict[str, Updater]
+    state: TrainState
     views: dict[str, Networks]
     """The networks each player's phase runs (DDP and compiled views; see the trainer)."""
     stats: StepStats
+    _stepped: set[str] = field(default_factory=set)
+    """The players whose step has run once in this process (a failure before is the plugin's)."""
 
-    def run(self, phase: Phase, batch: Batch, ctx: StepContext, critic_updates: int) -> None:
-        """One update of ``phase.player``."""
-        updater = self.updaters[phase.player]
-        updater.optimizer.zero_grad(set_to_none=True)
-        others = [u for name, u in self.updaters.items() if name != phase.player]
-        for other in others:  # no gradients for the players that are not being updated
+    def run(self, phase: Phase, batch: Batch, ctx: StepContext) -> None:
+        """One update of ``phase.players``: the other players are frozen for it."""
+        updaters = self.state.updaters
+        frozen = [u for name, u in updaters.items() if name not in phase.players]
+        for name in phase.players:
+            updaters[name].optimizer.zero_grad(set_to_none=True)
+        for other in frozen:  # no gradients for the players that are not being updated
             other.freeze(True)
+        try:
+            self._update(phase, [updaters[name] for name in phase.players], batch, ctx)
+        finally:
+            for other in frozen:
+                other.freeze(False)
+        for name in phase.players:
+            self.state.updates[name] += 1
+        if phase.player == CRITIC:
+            critic: nn.Module = self.built.nets.get(CRITIC)
+            for reg in self.built.regularizers:
+                reg.after_step(critic)
+
+    def _forward(self, phase: Phase, batch: Batch, ctx: StepContext) -> StepOutput:
+        variant = self.built.variant
         try:
             with self.precision.autocast():
                 out = phase.step(self.views[phase.player], batch, ctx)
         except ConfigError as exc:  # e.g. a loss that needs what this variant's step does not give
-            raise ConfigError(f"variant {self.built.variant.name!r} with loss "
-                              f"{type(self.built.variant.loss).name!r}: {exc}") from None
+            raise ConfigError(f"variant {variant.name!r} with loss {type(variant.loss).name!r}: {exc}") from None
+        except (RuntimeError, ValueError, TypeError, IndexError, AttributeError) as exc:
+            if phase.player in self._stepped:
+                raise
+            message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise PluginError(f"variant {variant.name!r}: its {phase.player} step failed on the first batch "
+                              f"({_shapes(batch)}): {type(exc).__name__}: {message} "
+                              "(the traceback: --debug)") from exc
+        self._stepped.add(phase.player)
         if not isinstance(out, StepOutput):
             raise TrainingError(f"the {phase.player} phase's step returned {type(out).__name__}, expected StepOutput")
-        loss = self._add_terms(phase.player, out)
-        self.stats.flag(loss)
+        return out
+
+    def _update(self, phase: Phase, updaters: list[Updater], batch: Batch, ctx: StepContext) -> None:
+        out = self._forward(phase, batch, ctx)
+        loss = self._add_terms(phase.player, out, ctx.step)
+        # players updated together share one backward, so the phase's own scaler scales it for all
+        scaler = updaters[0].scaler
         penalised: list[str] = []
-        if phase.player == "critic" and out.penalties:
-            penalty, penalised = self._penalties(out, updater.scaler, critic_updates)
+        if phase.player == CRITIC and out.penalties:
+            penalty, penalised = self._penalties(out, scaler, ctx.step)
             loss = loss + penalty
         try:
-            updater.scaler.scale(loss).backward()
+            scaler.scale(loss).backward()
         except RuntimeError as exc:
             if penalised:
                 raise double_backward_error(exc, penalised) from exc
             raise
-        updater.scaler.step(updater.optimizer)
-        updater.scaler.update()
-        for other in others:
-            other.freeze(False)
-        if phase.player == "critic":
-            critic: nn.Module = self.built.nets.get("critic")
-            for reg in self.built.regularizers:
-                reg.after_step(critic)
+        for updater in updaters:
+            scaler.step(updater.optimizer)
+        scaler.update()
 
-    def _add_terms(self, player: str, out: StepOutput) -> Tensor:
+    def _add_terms(self, player: str, out: StepOutput, step: int) -> Tensor:
         if not out.terms:
             raise TrainingError(f"the variant returned no loss terms for the {player}")
         total = sum(out.terms.values())
         assert isinstance(total, Tensor)
         for name, value in out.terms.items():
-            self.stats.add(f"{player}/{name}", value)
+            self.stats.add(f"{player}/{name}", value, step=step)
         if len(out.terms) > 1:
-            self.stats.add(f"{player}/total", total)
+            self.stats.add(f"{player}/total", total, step=step)
         for name, value in out.stats.items():
             self.stats.add(f"{player}/{name}", value)
         return total
 
     def _penalties(self, out: StepOutput, scaler: torch.amp.GradScaler,
-                   critic_updates: int) -> tuple[Tensor | float, list[str]]:
+                   step: int) -> tuple[Tensor | float, list[str]]:
+        critic_updates = self.state.critic_steps
         total: Tensor | float = 0.0
         applied: list[str] = []
         grad = scaled_grad(scaler)
@@ -155,7 +191,7 @@ class PhaseRunner:
                 if value is None:
                     continue
                 # One critic: critic/<penalty>; several (CycleGAN's D_A, D_B): critic/<penalty>_<name>.
-                key = f"critic/{reg.name}" + (f"_{inputs.name}" if len(out.penalties) > 1 else "")
+                key = f"{CRITIC}/{reg.name}" + (f"_{inputs.name}" if len(out.penalties) > 1 else "")
                 if scaler.is_enabled():
                     # Overflowing scaled fp16 gradients give inf here: GradScaler skips that
                     # step and lowers its scale. Count such steps rather than log the inf.
@@ -163,8 +199,7 @@ class PhaseRunner:
                     self.stats.add(f"{key}_overflow", (~finite).float())
                     self.stats.add(key, torch.where(finite, value.detach(), 0.0))
                 else:
-                    self.stats.flag(value)
-                    self.stats.add(key, value)
+                    self.stats.add(key, value, step=step)
                 total = total + reg.weight * reg.every * value
                 applied.append(reg.name)
         return total, applied

@@ -9,7 +9,9 @@ through it.
 Keys (format version 1; the ``updates`` entry was added later and is optional):
 
 - tensors ``<network>.<state_dict key>`` for ``generator``, ``critic``, every other player, and
-  ``ema``; ``optim.<player>.<param index>.<state key>``; ``rng.torch``, ``rng.cuda`` (CUDA runs),
+  ``ema`` (the generator's moving average; ``ema_<player>`` for another averaged player),
+  ``state_<name>`` (the variant's :attr:`~gancore.Networks.state`);
+  ``optim.<player>.<param index>.<state key>``; ``rng.torch``, ``rng.cuda`` (CUDA runs),
   ``rng.latent``; ``sampler.<key>``;
 - metadata ``format``, ``format_version``, ``step``, ``critic_steps``, ``updates`` (JSON: updates per
   player), ``config``, ``versions``, ``data_spec``, ``precision``, ``optim.<player>`` (JSON: the
@@ -22,7 +24,6 @@ from __future__ import annotations
 import json
 import platform
 from importlib import metadata as md
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -31,8 +32,9 @@ from gancore.codes import codes_of, codes_to_json
 from gancore.errors import CheckpointError
 from gancore.interfaces import DataSpec
 from gancore.kernel import checkpoint as ck
-from gancore.kernel.build import BuiltRun
+from gancore.kernel.build import BuiltRun, ema_prefix
 from gancore.kernel.sampler import BatchSampler
+from gancore.variant import CRITIC
 
 
 def versions() -> dict[str, str]:
@@ -58,17 +60,32 @@ def process_seeds(seed: int, rank: int, step: int = 0) -> tuple[int, int]:
 def network_sections(built: BuiltRun) -> dict[str, nn.Module]:
     """Checkpoint prefix -> module, for every network a run trains, and the EMA."""
     sections = dict(built.nets.items())
-    if built.ema is not None:
-        sections["ema"] = built.ema
+    sections.update({ema_prefix(player): average for player, average in built.emas.items()})
+    sections.update({f"state_{name}": module for name, module in built.nets.state.items()})
     return sections
 
 
+def renamed(ckpt: ck.Checkpoint, renames: dict[str, str]) -> ck.Checkpoint:
+    """``ckpt`` with tensor prefixes renamed by a variant's ``checkpoint_renames`` (old -> new),
+    each only when the checkpoint has nothing under the new name (it predates the move)."""
+    tensors = dict(ckpt.tensors)
+    for old, new in renames.items():
+        if any(key.startswith(f"{new}.") for key in tensors):
+            continue
+        for key in [k for k in tensors if k.startswith(f"{old}.")]:
+            tensors[f"{new}.{key[len(old) + 1:]}"] = tensors.pop(key)
+    return ck.Checkpoint(ckpt.path, tensors, ckpt.metadata)
+
+
 def load_networks(ckpt: ck.Checkpoint, built: BuiltRun) -> None:
-    """Load every network (and the EMA) of ``built`` from ``ckpt``. A checkpoint written without
-    an EMA gives the EMA the generator's weights."""
+    """Load every network (and the EMAs, and the variant's state) of ``built`` from ``ckpt``. A
+    checkpoint written without a player's EMA gives the EMA that player's weights."""
+    if built.variant.checkpoint_renames:
+        ckpt = renamed(ckpt, built.variant.checkpoint_renames)
+    averaged = {ema_prefix(player): player for player in built.emas}
     for prefix, module in network_sections(built).items():
-        if prefix == "ema" and not ckpt.has("ema"):
-            module.load_state_dict(built.nets.generator.state_dict())
+        if prefix in averaged and not ckpt.has(prefix):
+            module.load_state_dict(built.nets.get(averaged[prefix]).state_dict())
             continue
         ckpt.load_module(prefix, module)
 
@@ -83,15 +100,30 @@ def data_spec(ckpt: ck.Checkpoint) -> DataSpec:
         raise CheckpointError(f"{ckpt.path}: {exc}") from None
 
 
-class TrainState:
-    """Everything a resume needs, written and read as one checkpoint."""
+class Updater:
+    """What updates one player's network: its optimizer, its grad scaler, the parameters it trains."""
 
-    def __init__(self, built: BuiltRun, optimizers: dict[str, torch.optim.Optimizer],
-                 scalers: dict[str, torch.amp.GradScaler], sampler: BatchSampler,
+    def __init__(self, player: str, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+        self.player = player
+        self.optimizer = optimizer
+        self.scaler = scaler
+        # Only what the optimizer trains is toggled: parameters frozen on purpose stay frozen.
+        self.trainable = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def freeze(self, frozen: bool) -> None:
+        for p in self.trainable:
+            p.requires_grad_(not frozen)
+
+
+class TrainState:
+    """Everything a resume needs, written and read as one checkpoint: the built networks, one
+    :class:`Updater` per trained player, the RNG streams, the sampler and every counter."""
+
+    def __init__(self, built: BuiltRun, updaters: dict[str, Updater], sampler: BatchSampler,
                  shared_rng: torch.Generator, rng: torch.Generator, device: torch.device) -> None:
         self.built = built
-        self.optimizers = optimizers
-        self.scalers = scalers
+        self.updaters = updaters
+        """Player -> its optimizer and grad scaler (the players some phase trains)."""
         self.sampler = sampler
         self.shared_rng = shared_rng
         """The latent stream every process shares (the run's only stream in one process)."""
@@ -100,12 +132,27 @@ class TrainState:
         self.device = device
         self.step = 0
         """Completed iterations (generator steps)."""
-        self.updates = dict.fromkeys(optimizers, 0)
+        self.updates = dict.fromkeys(updaters, 0)
         """Completed optimizer updates per player (lazy regularization counts the critic's)."""
+        self.interval_start = 0
+        """The step the current logging interval started at (the last log, or the resume)."""
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {name: u.optimizer for name, u in self.updaters.items()}
+
+    @property
+    def scalers(self) -> dict[str, torch.amp.GradScaler]:
+        return {name: u.scaler for name, u in self.updaters.items()}
+
+    @property
+    def interval_steps(self) -> int:
+        """Iterations since the current logging interval started."""
+        return self.step - self.interval_start
 
     @property
     def critic_steps(self) -> int:
-        return self.updates.get("critic", 0)
+        return self.updates.get(CRITIC, 0)
 
     def checkpoint(self, config: dict, precision: str) -> tuple[dict[str, Tensor], dict[str, str]]:
         """The tensors and metadata of a checkpoint of this state."""
@@ -126,11 +173,11 @@ class TrainState:
             meta["codes"] = codes_to_json(codes)
         for prefix, module in network_sections(self.built).items():
             tensors.update(ck.module_tensors(prefix, module))
-        for player, optimizer in self.optimizers.items():
-            state, scalars = ck.optimizer_state(f"optim.{player}", optimizer)
+        for player, updater in self.updaters.items():
+            state, scalars = ck.optimizer_state(f"optim.{player}", updater.optimizer)
             tensors.update(state)
             meta[f"optim.{player}"] = scalars
-            meta[f"scaler.{player}"] = json.dumps(self.scalers[player].state_dict())
+            meta[f"scaler.{player}"] = json.dumps(updater.scaler.state_dict())
         tensors["rng.torch"] = torch.get_rng_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
@@ -140,18 +187,15 @@ class TrainState:
         meta["sampler"] = json.dumps(sampler_scalars)
         return tensors, meta
 
-    def save(self, path: Path, config: dict, precision: str) -> None:
-        tensors, meta = self.checkpoint(config, precision)
-        ck.write_atomic(tensors, meta, path)
-
     def restore(self, ckpt: ck.Checkpoint, *, seed: int, rank: int = 0, distributed: bool = False) -> None:
         """Continue exactly from ``ckpt``: networks, EMA, optimizers, scalers, RNG streams,
         the sampler's position and the counters."""
         load_networks(ckpt, self.built)
         try:
-            for player, optimizer in self.optimizers.items():
-                ck.load_optimizer_state(optimizer, f"optim.{player}", ckpt.tensors, ckpt.metadata[f"optim.{player}"])
-                self.scalers[player].load_state_dict(ckpt.json(f"scaler.{player}"))
+            for player, updater in self.updaters.items():
+                ck.load_optimizer_state(updater.optimizer, f"optim.{player}", ckpt.tensors,
+                                        ckpt.metadata[f"optim.{player}"])
+                updater.scaler.load_state_dict(ckpt.json(f"scaler.{player}"))
             torch.set_rng_state(ckpt.tensors["rng.torch"])
             if self.device.type == "cuda" and "rng.cuda" in ckpt.tensors:
                 torch.cuda.set_rng_state(ckpt.tensors["rng.cuda"], self.device)
@@ -162,8 +206,8 @@ class TrainState:
                 torch.manual_seed(global_seed)
             self.sampler.restore(ckpt.section("sampler"), ckpt.json("sampler"))
             updates = ckpt.json("updates") if "updates" in ckpt.metadata else {
-                "critic": int(ckpt.metadata.get("critic_steps", 0)), "generator": ckpt.step}
+                CRITIC: int(ckpt.metadata.get("critic_steps", 0)), "generator": ckpt.step}
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise CheckpointError(f"{ckpt.path}: cannot restore the training state: {exc}") from None
-        self.step = ckpt.step
-        self.updates = {player: int(updates.get(player, 0)) for player in self.optimizers}
+        self.step = self.interval_start = ckpt.step
+        self.updates = {player: int(updates.get(player, 0)) for player in self.updaters}

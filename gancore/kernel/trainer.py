@@ -26,13 +26,14 @@ from gancore.interfaces import StepContext
 from gancore.kernel import checkpoint as ck
 from gancore.kernel.build import BuiltRun, build_run, check_against_variant, ema_update, make_optimizer, phase_views
 from gancore.kernel.distributed import from_env
-from gancore.kernel.drawing import fixed_batch, nonfinite_state
-from gancore.kernel.phases import PhaseRunner, StepStats, Updater
+from gancore.kernel.drawing import fixed_batch
+from gancore.kernel.finite import nonfinite_state
+from gancore.kernel.phases import PhaseRunner, StepStats
 from gancore.kernel.precision import Precision, resolve_device, resolve_precision
 from gancore.kernel.run import Run
 from gancore.kernel.run_dir import RunDirectory
 from gancore.kernel.sampler import BatchSampler
-from gancore.kernel.state import TrainState, process_seeds
+from gancore.kernel.state import TrainState, Updater, process_seeds
 from gancore.plugins import PluginHost
 
 
@@ -84,11 +85,10 @@ class Trainer:
             init_from(self.built, cfg.train.init_from, strict=cfg.train.init_strict, echo=self.echo)
         self.phases = self.built.variant.phases(cfg.train.n_critic)
         check_against_variant(cfg, self.built, self.phases)
-        players = self.built.nets.names()
-        trained = [name for name in players if any(p.player == name for p in self.phases)]
-        self.updaters = {name: Updater(name, make_optimizer(cfg.optim.for_player(name), self.built.nets.get(name),
-                                                            cfg.train.fused_optimizer),
-                                       self.precision.scaler()) for name in trained}
+        trained = [name for name in self.built.nets.names() if any(name in p.players for p in self.phases)]
+        updaters = {name: Updater(name, make_optimizer(cfg.optim.for_player(name), self.built.nets.get(name),
+                                                       cfg.train.fused_optimizer),
+                                  self.precision.scaler()) for name in trained}
         sampler = BatchSampler(data, cfg.train.batch_size, self.device, cfg.train.seed,
                                rank=self.dist.rank, world_size=self.dist.world_size)
         sampler.channels_last = self.built.channels_last
@@ -99,14 +99,12 @@ class Trainer:
             own, global_seed = process_seeds(cfg.train.seed, self.dist.rank)
             rng = torch.Generator(device=self.device).manual_seed(own)
             torch.manual_seed(global_seed)  # distinct penalty draws per process
-        self.state = TrainState(self.built, {n: u.optimizer for n, u in self.updaters.items()},
-                                {n: u.scaler for n, u in self.updaters.items()}, sampler, shared_rng, rng,
-                                self.device)
+        self.state = TrainState(self.built, updaters, sampler, shared_rng, rng, self.device)
         self.stats = StepStats(self.device)
-        views = phase_views(self.built, list(self.updaters), distributed=self.dist.enabled, device=self.device,
+        views = phase_views(self.built, trained, distributed=self.dist.enabled, device=self.device,
                             compile_networks=cfg.train.compile)
-        self.runner = PhaseRunner(self.built, self.precision, self.updaters, views, self.stats)
-        self._scheduled = any(cfg.optim.for_player(p).schedule != "constant" for p in self.updaters)
+        self.runner = PhaseRunner(self.built, self.precision, self.state, views, self.stats)
+        self._scheduled = any(cfg.optim.for_player(p).schedule != "constant" for p in trained)
         self.run_info = Run(run_dir=self.run_dir, config=cfg, built=self.built, spec=self.spec, device=self.device,
                             total_steps=cfg.train.steps, preview_batch=fixed_batch(data, cfg.log.samples, self.device),
                             landmarks=data.landmarks, host=host, hooks=host.lifecycle(self.echo), state=self.state,
@@ -130,6 +128,10 @@ class Trainer:
         return self.state.sampler
 
     @property
+    def updaters(self) -> dict[str, Updater]:
+        return self.state.updaters
+
+    @property
     def last_checkpoint(self) -> Path | None:
         return self.directory.last_checkpoint
 
@@ -140,7 +142,7 @@ class Trainer:
                            world_size=self.dist.world_size, shared_rng=state.shared_rng)
 
     def _set_learning_rates(self) -> None:
-        for name, updater in self.updaters.items():
+        for name, updater in self.state.updaters.items():
             lr = self.cfg.optim.for_player(name).lr_at(self.state.step, self.cfg.train.steps)
             for group in updater.optimizer.param_groups:
                 group["lr"] = lr
@@ -153,12 +155,10 @@ class Trainer:
             if state.step % phase.every:
                 continue
             for _ in range(phase.repeat):
-                self.runner.run(phase, state.sampler.next(), self._context(), state.critic_steps)
-                state.updates[phase.player] += 1
-        if self.built.ema is not None:
-            ema_update(self.built.ema, self.built.nets.generator, float(self.cfg.train.ema))
+                self.runner.run(phase, state.sampler.next(), self._context())
+        for player, average in self.built.emas.items():
+            ema_update(average, self.built.nets.get(player), float(self.cfg.train.ema))
         state.step += 1
-        self.stats.count += 1
 
     # -- the loop --------------------------------------------------------------------------
     def _hook(self, name: str, **kwargs: Any) -> None:
@@ -185,6 +185,7 @@ class Trainer:
         status = "failed"
         try:
             self._interval_start = time.perf_counter()
+            self.state.interval_start = self.step
             self.advance(total - self.step, bar)
             status = "completed"
         finally:
@@ -214,6 +215,7 @@ class Trainer:
         cfg = self.cfg
         if not hasattr(self, "_interval_start"):
             self._interval_start = time.perf_counter()
+            self.state.interval_start = self.step
         for _ in range(steps):
             self._iteration()
             if bar is not None:
@@ -228,24 +230,35 @@ class Trainer:
                 self._checkpoint()
 
     def _check_finite(self, names: list[str] | None = None) -> None:
-        if bool(self.stats.nonfinite):
+        if not bool(self.stats.nonfinite):
+            return
+        variant = self.built.variant
+        first = self.stats.first_nonfinite()
+        if first:
+            key, at = first[0]
+            names = [key] + [k for k in (names or []) if k != key]
+            where = f" in {', '.join(names)} ({key} first, in step {at + 1})"
+        else:
             where = f" in {', '.join(names)}" if names else ""
-            raise TrainingError(f"non-finite loss{where} before step {self.step}; training stopped. "
-                                f"Last good checkpoint: {self.directory.good_checkpoint()}")
+        raise TrainingError(f"non-finite loss{where}; variant {variant.name!r} with loss "
+                            f"{type(variant.loss).name!r}; training stopped before step {self.step}. "
+                            f"Last good checkpoint: {self.directory.good_checkpoint()}")
 
     def _log(self) -> dict[str, float]:
-        stats = self.stats
+        stats, state = self.stats, self.state
         keys = list(stats.sums)
-        means = torch.stack([stats.sums[k] for k in keys]).div_(max(stats.count, 1))
+        count = max(state.interval_steps, 1)
+        means = torch.stack([stats.sums[k] for k in keys]).div_(count)
         values = self.dist.all_reduce_mean(means).tolist()  # averaged over processes (one call per log)
         stats.nonfinite = self.dist.any(stats.nonfinite)
         now = time.perf_counter()
         record: dict[str, Any] = {"step": self.step}
         record.update({k: float(v) for k, v in zip(keys, values, strict=True)})
-        record["it_per_s"] = stats.count / max(now - self._interval_start, 1e-9)
+        record["it_per_s"] = state.interval_steps / max(now - self._interval_start, 1e-9)
         self._interval_start = now
-        stats.clear()
         self._check_finite([k for k, v in record.items() if not math.isfinite(v)])
+        stats.clear()
+        state.interval_start = state.step
         if self.dist.main:
             self.run_info.log(record)
         return record

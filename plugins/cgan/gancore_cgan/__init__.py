@@ -17,12 +17,13 @@ from gancore import (
     Batch,
     ConfigError,
     Networks,
+    NetworkWidths,
     PenaltyInput,
-    Preset,
     Settings,
     StepContext,
     StepOutput,
     Variant,
+    gpu_preset,
     hookimpl,
     lazy_module,
 )
@@ -36,7 +37,7 @@ cgan_nets = lazy_module("gancore_cgan.nets")  # nn.Module subclasses: torch load
 F = lazy_module("torch.nn.functional")
 
 
-class CGANSettings(Settings):
+class CGANSettings(NetworkWidths):
     conditioning: Literal["concat", "projection"] = Field(
         "projection", description="How the critic sees the label: one-hot input channels, or a projection."
     )
@@ -49,8 +50,6 @@ class CGANSettings(Settings):
     latent_dim: int | None = Field(
         None, ge=1, le=4096, description="Length of the noise vector z; null: 100 for images, 2 for vectors."
     )
-    generator_width: int = Field(32, ge=4, le=1024, description="Generator's last hidden channels.")
-    critic_width: int = Field(32, ge=4, le=1024, description="Critic's first-layer channels.")
     mlp_hidden: int = Field(256, ge=4, description="Hidden units of the MLPs used for vector data.")
     mlp_layers: int = Field(3, ge=1, le=16, description="Hidden layers of the MLPs for vector data.")
 
@@ -61,10 +60,7 @@ class CGAN(Variant):
     name = "cgan"
     Config = CGANSettings
     presets = {
-        "gpu": Preset("64x64 on one GPU: networks 64 wide, batch 128, 20,000 steps",
-                      {"data.image_size": 64, "variant.generator_width": 64, "variant.critic_width": 64,
-                       "train.batch_size": 128, "train.steps": 20000, "log.sample_every": 1000,
-                       "log.checkpoint_every": 2000}),
+        "gpu": gpu_preset(),
     }
     conditional = True
 

@@ -37,6 +37,7 @@ from gancore import (
     StepContext,
     StepOutput,
     Variant,
+    gpu_preset,
     hookimpl,
     lazy_module,
 )
@@ -80,12 +81,12 @@ class CycleGAN(Variant):
 
     name = "cyclegan"
     Config = CycleGANSettings
+    checkpoint_renames = {"critic.pool_a": "state_pool_a", "critic.pool_b": "state_pool_b"}  # before 0.2
     presets = {
-        "gpu": Preset("128x128 images on one GPU: the paper's 128-pixel networks (two stride-2 stages, "
-                      "6 residual blocks, 70x70-style PatchGAN), lambda 10, batch 4, 20,000 steps",
-                      {"data.image_size": 128, **PAPER_NETWORKS, "variant.residual_blocks": 6,
-                       "train.batch_size": 4, "train.steps": 20000, "log.sample_every": 1000,
-                       "log.checkpoint_every": 2000}),
+        "gpu": gpu_preset("128x128 images on one GPU: the paper's 128-pixel networks (two stride-2 stages, "
+                          "6 residual blocks, 70x70-style PatchGAN), lambda 10, batch 4, 20,000 steps",
+                          image_size=128, width=None, batch_size=4,
+                          settings={**PAPER_NETWORKS, "variant.residual_blocks": 6}),
         "paper": Preset("Zhu et al.'s 256x256 set-up: 9 residual blocks, batch 1, 200,000 steps (200 epochs of "
                         "a 1,000-image domain, the rate decaying over the second half)",
                         {"data.image_size": 256, **PAPER_NETWORKS, "variant.residual_blocks": 9,
@@ -120,10 +121,9 @@ class CycleGAN(Variant):
         critics = nn.ModuleDict({
             "a": PatchCritic(ch, c.critic_width, c.critic_layers),
             "b": PatchCritic(ch, c.critic_width, c.critic_layers),
-            "pool_a": HistoryPool(c.pool_size, self.data.shape),
-            "pool_b": HistoryPool(c.pool_size, self.data.shape),
         })
-        return Networks(generator=gens, critic=critics)
+        pools = {f"pool_{d}": HistoryPool(c.pool_size, self.data.shape) for d in ("a", "b")}
+        return Networks(generator=gens, critic=critics, state=pools)
 
     def initialize(self, nets: Networks, data: TensorData) -> list[InitReport]:
         if self.config.orient == "off":
@@ -134,8 +134,8 @@ class CycleGAN(Variant):
         g, d = nets.generator, nets.critic
         real_a, real_b = batch.x, batch.x_b
         with torch.no_grad():
-            fake_b = d["pool_b"](g["a2b"](real_a))
-            fake_a = d["pool_a"](g["b2a"](real_b))
+            fake_b = nets.state["pool_b"](g["a2b"](real_a))
+            fake_a = nets.state["pool_a"](g["b2a"](real_b))
         out_a_real, out_a_fake = d["a"](real_a), d["a"](fake_a)
         out_b_real, out_b_fake = d["b"](real_b), d["b"](fake_b)
         return StepOutput(

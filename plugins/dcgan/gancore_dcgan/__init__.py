@@ -13,19 +13,13 @@ from typing import Any
 
 from pydantic import Field
 
-from gancore import Networks, Preset, Settings, hookimpl
-from gancore.games import NoiseGame, dcgan_defaults, standard_players
+from gancore import Networks, NetworkWidths, Settings, gpu_preset, hookimpl
+from gancore.games import NoiseGame, dcgan_defaults, standard_networks
 
 
-class DCGANSettings(Settings):
+class DCGANSettings(NetworkWidths):
     latent_dim: int | None = Field(
         None, ge=1, le=4096, description="Length of the noise vector z; null: 100 for images, 2 for vector data."
-    )
-    generator_width: int = Field(
-        32, ge=4, le=1024, description="Channels of the generator's last hidden layer (ngf)."
-    )
-    critic_width: int = Field(
-        32, ge=4, le=1024, description="Channels of the critic's first layer (ndf)."
     )
     mlp_hidden: int = Field(256, ge=4, description="Hidden units of the MLPs used for vector data.")
     mlp_layers: int = Field(3, ge=1, le=16, description="Hidden layers of the MLPs for vector data.")
@@ -37,10 +31,8 @@ class DCGAN(NoiseGame):
     name = "dcgan"
     Config = DCGANSettings
     presets = {
-        "gpu": Preset("64x64 on one GPU: the DCGAN paper's 64-pixel networks (ngf = ndf = 64), batch 128, 20,000 steps",
-                      {"data.image_size": 64, "variant.generator_width": 64, "variant.critic_width": 64,
-                       "train.batch_size": 128, "train.steps": 20000, "log.sample_every": 1000,
-                       "log.checkpoint_every": 2000}),
+        "gpu": gpu_preset("64x64 on one GPU: the DCGAN paper's 64-pixel networks (ngf = ndf = 64), batch 128, "
+                          "20,000 steps"),
     }
 
     @classmethod
@@ -49,7 +41,7 @@ class DCGAN(NoiseGame):
 
     def build(self) -> Networks:
         c = self.config
-        return standard_players(self.data, latent_dim=c.latent_dim, generator_width=c.generator_width,
+        return standard_networks(self.data, latent_dim=c.latent_dim, generator_width=c.generator_width,
                                 critic_width=c.critic_width, critic_norm="batch",
                                 mlp_hidden=c.mlp_hidden, mlp_layers=c.mlp_layers)
 

@@ -23,12 +23,13 @@ from gancore import (
     Code,
     ConfigError,
     Networks,
+    NetworkWidths,
     PenaltyInput,
-    Preset,
     Settings,
     StepContext,
     StepOutput,
     Variant,
+    gpu_preset,
     hookimpl,
     lazy_module,
 )
@@ -43,7 +44,7 @@ F = lazy_module("torch.nn.functional")
 info_nets = lazy_module("gancore_infogan.nets")  # nn.Module subclasses: torch loads when a network is built
 
 
-class InfoGANSettings(Settings):
+class InfoGANSettings(NetworkWidths):
     categories: int = Field(10, ge=0, le=1000, description="Classes of the categorical code (10 in the paper for "
                             "MNIST; 0: none).")
     continuous: int = Field(2, ge=0, le=64, description="Continuous codes, each uniform in [-1, 1] (2 in the paper; "
@@ -55,8 +56,6 @@ class InfoGANSettings(Settings):
                                "L_I (1 in the paper).")
     continuous_weight: float = Field(1.0, ge=0.0, description="Weight of the continuous codes' Gaussian "
                                      "log-likelihood term in L_I.")
-    generator_width: int = Field(32, ge=4, le=1024, description="Channels of the generator's last hidden layer.")
-    critic_width: int = Field(32, ge=4, le=1024, description="Channels of the critic's first layer.")
     hidden: int = Field(1024, ge=0, le=8192, description="Units of the fully connected layer the paper puts after "
                         "the generator's input and before the critic's heads (1024; 0: none, plain DCGAN stacks).")
     q_hidden: int = Field(128, ge=4, le=4096, description="Hidden units of the Q head on the critic's body "
@@ -69,10 +68,7 @@ class InfoGAN(Variant):
     name = "infogan"
     Config = InfoGANSettings
     presets = {
-        "gpu": Preset("64x64 on one GPU: networks 64 wide, batch 128, 20,000 steps",
-                      {"data.image_size": 64, "variant.generator_width": 64, "variant.critic_width": 64,
-                       "train.batch_size": 128, "train.steps": 20000, "log.sample_every": 1000,
-                       "log.checkpoint_every": 2000}),
+        "gpu": gpu_preset(),
     }
 
     @classmethod

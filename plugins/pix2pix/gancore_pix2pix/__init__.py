@@ -31,6 +31,7 @@ from gancore import (
     StepContext,
     StepOutput,
     Variant,
+    gpu_preset,
     hookimpl,
     lazy_module,
 )
@@ -76,10 +77,9 @@ class Pix2Pix(Variant):
                           "data.name=pack --set data.path=facades.pack",
                           {**PAPER, "data.image_size": 256, "train.batch_size": 1, "train.steps": 80000,
                            "log.sample_every": 4000, "log.checkpoint_every": 8000}),
-        "gpu": Preset("256x256 pairs on one GPU: the paper's networks, batch 16, 40,000 steps; set data.name "
-                      "(paired or pack) and data.path",
-                      {**PAPER, "data.image_size": 256, "train.batch_size": 16, "train.steps": 40000,
-                       "log.sample_every": 2000, "log.checkpoint_every": 4000}),
+        "gpu": gpu_preset("256x256 pairs on one GPU: the paper's networks, batch 16, 40,000 steps; set data.name "
+                          "(paired or pack) and data.path", image_size=256, width=None, batch_size=16, steps=40000,
+                          settings=PAPER),
     }
 
     @classmethod

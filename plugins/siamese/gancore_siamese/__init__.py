@@ -30,12 +30,14 @@ from gancore import (
     ConfigError,
     InitReport,
     Networks,
+    NetworkWidths,
     PenaltyInput,
     Preset,
     Settings,
     StepContext,
     StepOutput,
     Variant,
+    gpu_preset,
     hookimpl,
     lazy_module,
 )
@@ -77,14 +79,12 @@ def margin_loss(s: Tensor, margin: float) -> Tensor:
     return F.relu(margin - transformation_vectors(s.float()).norm(dim=1)).mean()
 
 
-class SiameseSettings(Settings):
+class SiameseSettings(NetworkWidths):
     mode: Literal["generate", "translate"] = Field(
         "generate", description="generate: images from noise; translate: one generator A -> B (TraVeLGAN)."
     )
     vec_len: int = Field(64, ge=1, le=4096, description="Length of the critic's output vector (VecLen).")
     latent_dim: int = Field(100, ge=1, le=4096, description="generate: length of the noise vector z.")
-    generator_width: int = Field(32, ge=4, le=1024, description="Channels of the generator (ngf).")
-    critic_width: int = Field(32, ge=4, le=1024, description="Channels of the critic's first layer (ndf).")
     self_attention: bool = Field(
         False, description="SAGAN self-attention in the generator and the critic (seed 000's option)."
     )
@@ -113,11 +113,8 @@ class Siamese(Variant):
     name = "siamese"
     Config = SiameseSettings
     presets = {
-        "gpu": Preset("generate at 64x64 on one GPU: networks 64 wide with self-attention (seed 000's "
-                      "choice), batch 64, 20,000 steps",
-                      {"data.image_size": 64, "variant.generator_width": 64, "variant.critic_width": 64,
-                       "variant.self_attention": True, "train.batch_size": 64, "train.steps": 20000,
-                       "log.sample_every": 1000, "log.checkpoint_every": 2000}),
+        "gpu": gpu_preset("generate at 64x64 on one GPU: networks 64 wide with self-attention (seed 000's "
+                          "choice), batch 64, 20,000 steps", batch_size=64, settings={"variant.self_attention": True}),
         "gpu-translate": Preset("translate at 128x128 on one GPU: a U-Net of depth 7 (1x1 bottleneck), "
                                 "networks 64 wide, batch 16, 20,000 steps",
                                 {"variant.mode": "translate", "data.image_size": 128, "variant.unet_depth": 7,

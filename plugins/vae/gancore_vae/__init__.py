@@ -32,11 +32,11 @@ from gancore import (
     Networks,
     PenaltyInput,
     Phase,
-    Preset,
     Settings,
     StepContext,
     StepOutput,
     Variant,
+    gpu_preset,
     hookimpl,
     lazy_module,
 )
@@ -72,8 +72,7 @@ class VAEGANSettings(VAESettings):
 
 #: Both variants' ``gpu`` preset (the VAE-GAN's critic gets the same width).
 GPU_DOC = "64x64 on one GPU: networks 64 wide, a 128-d latent, batch 128, 20,000 steps"
-GPU = {"data.image_size": 64, "variant.generator_width": 64, "variant.encoder_width": 64, "variant.latent_dim": 128,
-       "train.batch_size": 128, "train.steps": 20000, "log.sample_every": 1000, "log.checkpoint_every": 2000}
+GPU = {"variant.generator_width": 64, "variant.encoder_width": 64, "variant.latent_dim": 128}
 
 
 def _check_images(name: str, kind: str, domains: int) -> None:
@@ -114,7 +113,7 @@ class PlainVAE(_Autoencoding):
 
     name = "vae"
     Config = VAESettings
-    presets = {"gpu": Preset(GPU_DOC, GPU)}
+    presets = {"gpu": gpu_preset(GPU_DOC, width=None, settings=GPU)}
 
     @classmethod
     def defaults(cls, config: Settings) -> dict[str, Any]:
@@ -144,7 +143,7 @@ class VAEGAN(_Autoencoding):
 
     name = "vaegan"
     Config = VAEGANSettings
-    presets = {"gpu": Preset(GPU_DOC, {**GPU, "variant.critic_width": 64})}
+    presets = {"gpu": gpu_preset(GPU_DOC, width=None, settings={**GPU, "variant.critic_width": 64})}
 
     @classmethod
     def defaults(cls, config: Settings) -> dict[str, Any]:

@@ -17,19 +17,17 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from gancore import Batch, Networks, Preset, Settings, StepContext, StepOutput, hookimpl
-from gancore.games import NoiseGame, standard_players
+from gancore import Batch, Networks, NetworkWidths, Settings, StepContext, StepOutput, gpu_preset, hookimpl
+from gancore.games import NoiseGame, standard_networks
 
 
-class WGANSettings(Settings):
+class WGANSettings(NetworkWidths):
     mode: Literal["clip", "gp"] = Field(
         "gp", description="clip: weight clipping + RMSprop; gp: gradient penalty + Adam."
     )
     latent_dim: int | None = Field(
         None, ge=1, le=4096, description="Length of the noise vector z; null: 100 for images, 2 for vector data."
     )
-    generator_width: int = Field(32, ge=4, le=1024, description="Generator's last hidden channels.")
-    critic_width: int = Field(32, ge=4, le=1024, description="Critic's first-layer channels.")
     critic_norm: Literal["layer", "none", "batch"] | None = Field(
         None,
         description="Normalisation in the critic: layer (gp default) or batch (clip default); "
@@ -54,11 +52,8 @@ class WGAN(NoiseGame):
     name = "wgan"
     Config = WGANSettings
     presets = {
-        "gpu": Preset("64x64 on one GPU: networks 64 wide, batch 64, 20,000 generator steps (each with the "
-                      "mode's critic steps)",
-                      {"data.image_size": 64, "variant.generator_width": 64, "variant.critic_width": 64,
-                       "train.batch_size": 64, "train.steps": 20000, "log.sample_every": 1000,
-                       "log.checkpoint_every": 2000}),
+        "gpu": gpu_preset("64x64 on one GPU: networks 64 wide, batch 64, 20,000 generator steps (each with the "
+                          "mode's critic steps)", batch_size=64),
     }
 
     @classmethod
@@ -88,7 +83,7 @@ class WGAN(NoiseGame):
     def build(self) -> Networks:
         c = self.config
         norm = c.critic_norm or ("layer" if c.mode == "gp" else "batch")
-        return standard_players(self.data, latent_dim=c.latent_dim, generator_width=c.generator_width,
+        return standard_networks(self.data, latent_dim=c.latent_dim, generator_width=c.generator_width,
                                 critic_width=c.critic_width, critic_norm=norm,
                                 mlp_hidden=c.mlp_hidden, mlp_layers=c.mlp_layers)
 

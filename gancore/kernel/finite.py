@@ -1,0 +1,41 @@
+"""Is a state fit to checkpoint? Every floating tensor finite, and the generator's output on a probe."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gancore.errors import PluginError
+from gancore.interfaces import Batch
+from gancore.kernel.build import BuiltRun
+from gancore.kernel.drawing import evaluating
+
+
+def preview_failure(exc: BaseException) -> str:
+    """One line on a variant's failing ``preview``."""
+    message = (str(exc).strip().splitlines() or [""])[0]
+    return f"preview() failed: {type(exc).__name__}" + (f": {message}" if message else "")
+
+
+def nonfinite_state(tensors: dict[str, Tensor], built: BuiltRun, batch: Batch, device: torch.device,
+                    seed: int) -> list[str]:
+    """What is not finite in a state about to be checkpointed: the floating tensors' keys (weights,
+    EMA, optimizer moments), else "the generator's output on a probe batch" when the variant's
+    preview on 2 inputs of ``batch`` is not finite; empty when all is well."""
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        return bad
+
+    def head(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t[:2]
+
+    probe = Batch(x=batch.x[:2], y=head(batch.y), x_b=head(batch.x_b), y_b=head(batch.y_b))
+    variant = built.variant
+    try:
+        gen = variant.translator(built.networks())
+        with evaluating(gen, seed=seed) as g:
+            out, _ = variant.preview(g, probe, 2, rng=torch.Generator(device=device).manual_seed(0), device=device)
+    except Exception as exc:  # the variant's code: blame it, in one line
+        raise PluginError(f"variant {variant.name!r}: {preview_failure(exc)} (preview() runs on a 2-input probe "
+                          "batch before every checkpoint: docs/plugins.md)") from exc
+    return [] if bool(torch.isfinite(out).all()) else ["the generator's output on a probe batch"]
