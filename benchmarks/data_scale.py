@@ -139,7 +139,7 @@ def main() -> None:
             pack = root / f"images-{n}.pack"
             started = time.perf_counter()
             subprocess.run([sys.executable, "-m", "gancore", "data", "pack", "image-folder", "--out", str(pack),
-                            "--set", f"path={folder}", "--set", f"image_size={args.image_size}",
+                            "--set", f"data.path={folder}", "--set", f"data.image_size={args.image_size}",
                             "--workers", str(args.workers), "--no-progress"], check=True, capture_output=True)
             pack_s = time.perf_counter() - started
             streamed = {**net, "data.name": "pack", "data.path": str(pack), "data.resident_mb": 0}

@@ -87,8 +87,8 @@ def main() -> None:
     rows = []
     for n in args.n:
         seconds, peak, _ = timed([*gancore, "eval", str(run), "--metric", "fid", "--n", str(n),
-                                  "--set", "fid.extractor=fid-inception", "--set", f"fid.weights={weights}",
-                                  "--set", "fid.real_split=test"], env=env)
+                                  "--set", "eval.metrics.fid.extractor=fid-inception", "--set", f"eval.metrics.fid.weights={weights}",
+                                  "--set", "eval.metrics.fid.real_split=test"], env=env)
         result = json.loads((run / "eval" / "fid_step_0000002.json").read_text())
         prov = result["provenance"]
         rows.append({"n": n, "seconds": seconds, "metric_seconds": prov["seconds"], "peak_rss_anon_mb": peak,

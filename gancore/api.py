@@ -270,16 +270,11 @@ class Model:
         from gancore.evaluation import evaluate_built
 
         names = [metrics] if isinstance(metrics, str) else list(metrics)
-        sets = []
-        for key, value in settings.items():
-            if isinstance(value, Mapping):
-                sets.extend(f"{key}.{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in value.items())
-            else:
-                sets.append(f"{key}={value if isinstance(value, str) else json.dumps(value)}")
         if data is not None:
             torch_dataset.provide(data)
         try:
-            return evaluate_built(app.host(), self._built, step=self.step, metrics=names, sets=sets, n=n or 1000,
+            return evaluate_built(app.host(), self._built, step=self.step, metrics=names, sets=[], n=n or 1000,
+                                  settings=settings,
                                   seed=seed, ema=ema, echo=lambda _m: None, checkpoint=self.source.name)
         finally:
             torch_dataset.forget()

@@ -295,8 +295,9 @@ def _format(value: object) -> str:
 @click.option("--n", "n", type=click.IntRange(2, 1000000), default=1000, show_default=True,
               help="Samples drawn from the generator, streamed through the extractor a batch at a time "
                    "(papers' FID: 50000).")
-@click.option("--set", "sets", multiple=True, metavar="METRIC.KEY=VALUE",
-              help="A metric's setting, e.g. --set fid.extractor=fid-inception --set fid.weights=FILE.safetensors "
+@click.option("--set", "sets", multiple=True, metavar="eval.metrics.METRIC.KEY=VALUE",
+              help="A metric's setting, with the run config's keys: e.g. --set "
+                   "eval.metrics.fid.extractor=fid-inception --set eval.metrics.fid.weights=FILE.safetensors "
                    "(the standard FID network: `gancore weights convert`).")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of the noise.")
 @click.option("--ema/--no-ema", default=True, show_default=True,

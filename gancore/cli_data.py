@@ -17,7 +17,8 @@ def data() -> None:
 @click.argument("source")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The pack to write (.pack).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="A setting of the source (e.g. --set path=~/celeba --set image_size=64); repeatable.")
+              help="A setting of the source, with the run config's keys (e.g. --set data.path=~/celeba "
+                   "--set data.image_size=64); repeatable.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="A TOML/JSON file of the source's settings (its [data] table, or the settings at top level).")
 @click.option("--workers", type=click.IntRange(1, 256), default=None,
@@ -41,8 +42,14 @@ def pack(source: str, out: str, sets: tuple[str, ...], config_file: str | None, 
         loaded = load_file(config_file)
         raw = dict(loaded.get("data", loaded)) if isinstance(loaded.get("data", loaded), dict) else {}
         raw.pop("name", None)
+    tree = {"data": raw}
     for assignment in sets:
-        apply_set(raw, assignment)
+        key = assignment.split("=", 1)[0].strip()
+        if not key.startswith("data.") or key == "data.name":
+            hint = "SOURCE names the source" if key == "data.name" else f"e.g. --set data.{key}=..."
+            raise ConfigError(f"--set {key}: data pack takes the run config's data.* keys ({hint})")
+        apply_set(tree, assignment)
+    raw = tree["data"]
     settings = validate(cls.Config, raw, "data")
     target = Path(out)
     if target.exists() and not target.is_file():

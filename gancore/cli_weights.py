@@ -19,7 +19,8 @@ def weights() -> None:
 def convert(source: str, out: str, sha256_prefix: str | None) -> None:
     """Convert the standard FID Inception weights (pytorch-fid's pt_inception-2015-12-05-6726825d.pth,
     or torch-fidelity's weights-inception-2015-12-05-6726825d.pth) to FILE.safetensors, for
-    `--set fid.extractor=fid-inception --set fid.weights=FILE.safetensors`. The file's sha256 is
+    `--set eval.metrics.fid.extractor=fid-inception --set eval.metrics.fid.weights=FILE.safetensors`.
+    The file's sha256 is
     checked first; it is then read with torch.load(weights_only=True), which runs no code and refuses
     anything but tensors."""
     from gancore.errors import ConfigError

@@ -106,7 +106,8 @@ def parse_value(text: str) -> Any:
 
 
 def apply_set(config: dict[str, Any], assignment: str) -> None:
-    """Apply one ``dotted.key=value`` override in place (list items by index: ``a.0.b``)."""
+    """Apply one ``dotted.key=value`` override in place (list items by index, ``a.0.b``, or in a list
+    of named sections by name, ``eval.metrics.fid.n``)."""
     key, sep, text = assignment.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
@@ -122,7 +123,7 @@ def apply_set(config: dict[str, Any], assignment: str) -> None:
         if isinstance(child, str) and part in ("variant", "data", "loss"):
             child = node[part] = {"name": child}
         elif not isinstance(child, dict | list):
-            if parts[i + 1].isdigit():
+            if parts[i + 1].isdigit() or ".".join(parts[: i + 1]) in LIST_SECTIONS:
                 raise MissingListItem(
                     f"--set {key}: {'.'.join(parts[: i + 1])} has no item {parts[i + 1]}; "
                     f"set the whole list, e.g. --set {'.'.join(parts[: i + 1])}='[...]'"
@@ -137,12 +138,25 @@ def apply_set(config: dict[str, Any], assignment: str) -> None:
         node[last] = value
 
 
+#: The run config's lists of named sections (their items addressable by index or by name).
+LIST_SECTIONS = frozenset({"regularizers", "eval.metrics"})
+
+
 class MissingListItem(ConfigError):
     """A ``--set`` path indexes a list item that does not exist."""
 
 
 def _list_index(node: list[Any], part: str, key: str) -> int:
-    if not part.isdigit() or int(part) >= len(node):
+    """A list item by index (``regularizers.0``) or, in a list of named sections, by its name
+    (``eval.metrics.fid``, ``regularizers.gradient-penalty``)."""
+    if not part.isdigit():
+        named = [i for i, item in enumerate(node) if isinstance(item, dict) and item.get("name") == part]
+        if len(named) == 1:
+            return named[0]
+        names = [str(item["name"]) for item in node if isinstance(item, dict) and "name" in item]
+        listed = f" (it has {', '.join(names)})" if names else ""
+        raise MissingListItem(f"--set {key}: expected a list index below {len(node)} or the name of one item{listed}")
+    if int(part) >= len(node):
         raise MissingListItem(f"--set {key}: expected a list index below {len(node)}")
     return int(part)
 

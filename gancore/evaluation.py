@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -261,23 +261,34 @@ def run_metrics(ctx: EvalContext, metrics: list[tuple[type, Any]], *,
     return results
 
 
-def resolve_metrics(host: PluginHost, names: list[str], sets: list[str], task: str) -> list[tuple[type, Any]]:
-    """Metric classes and settings from ``--metric`` names and ``--set metric.key=value``."""
+def resolve_metrics(host: PluginHost, names: list[str], sets: list[str], task: str,
+                    settings: Mapping[str, Any] | None = None) -> list[tuple[type, Any]]:
+    """Metric classes and settings from ``--metric`` names and ``--set eval.metrics.<metric>.key=value``
+    (the run config's keys: ``eval.metrics.<i>.key`` works too), then ``settings`` (metric name -> its
+    settings, as data: ``{"kid": {"subset_size": 100}}``)."""
     from gancore.config import _plugin_section, apply_set
 
     names = names or default_metrics(host, task)
     if not names:
         raise ConfigError(f"--metric: no default metric for a {task} run; name one "
                           f"({', '.join(host.metrics.names())})")
-    sections: dict[str, dict[str, Any]] = {name: {"name": name} for name in names}
+    tree: dict[str, Any] = {"eval": {"metrics": [{"name": name} for name in dict.fromkeys(names)]}}
     for assignment in sets:
-        key = assignment.split("=", 1)[0]
-        metric = key.split(".", 1)[0]
-        if metric not in sections or "." not in key:
-            raise ConfigError(f"--set {key}: expected METRIC.KEY=VALUE for one of the --metric names "
-                              f"({', '.join(sections)})")
-        apply_set(sections, assignment)
-    return [_plugin_section(host.metrics, section, name) for name, section in sections.items()]
+        key = assignment.split("=", 1)[0].strip()
+        parts = key.split(".")
+        if len(parts) < 4 or parts[:2] != ["eval", "metrics"]:
+            example = f"eval.metrics.{key}" if parts[0] in names else f"eval.metrics.{names[0]}.KEY"
+            raise ConfigError(f"--set {key}: gancore eval takes the run config's keys, "
+                              f"eval.metrics.<metric>.<key> (e.g. --set {example}=...)")
+        apply_set(tree, assignment)
+    sections = {section["name"]: section for section in tree["eval"]["metrics"]}
+    for name, values in (settings or {}).items():
+        if name not in sections or not isinstance(values, Mapping):
+            raise ConfigError(f"{name}=: expected the settings of one of the metrics ({', '.join(sections)}) "
+                              "as a dict, e.g. kid={'subset_size': 100}")
+        sections[name].update(values)
+    return [_plugin_section(host.metrics, section, f"eval.metrics.{section['name']}")
+            for section in tree["eval"]["metrics"]]
 
 
 def write_results(run_dir: Path, results: list[dict[str, Any]]) -> list[Path]:
@@ -307,12 +318,13 @@ def evaluate(host: PluginHost, source: str | Path, metrics: list[str], sets: lis
 
 def evaluate_built(host: PluginHost, built: BuiltRun, *, step: int, metrics: list[str], sets: list[str],
                    n: int = 1000, seed: int = 0, ema: bool = True, echo: Callable[[str], None] = print,
-                   progress: bool = False, checkpoint: str = "") -> list[dict[str, Any]]:
+                   progress: bool = False, checkpoint: str = "",
+                   settings: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Compute ``metrics`` (default: the task's) on networks already loaded (``gancore.Model.evaluate``)."""
     assert built.config is not None
     ctx = EvalContext(host=host, built=built, cfg=built.config, step=step, n=n, seed=seed, ema=ema,
                       progress=progress, echo=echo)
-    chosen = resolve_metrics(host, metrics, sets, ctx.task)
+    chosen = resolve_metrics(host, metrics, sets, ctx.task, settings)
     results = run_metrics(ctx, chosen, skip=None if metrics else echo)
     for r in results:
         r["provenance"]["checkpoint"] = checkpoint

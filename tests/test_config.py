@@ -238,3 +238,31 @@ def test_a_further_players_optimizer_errors_name_its_key(host, assignment, messa
     with pytest.raises(ConfigError) as info:
         resolve(host, {"variant": "dcgan"}, [assignment])
     assert str(info.value).startswith(message)
+
+
+def test_list_items_are_addressed_by_index_or_by_name_in_every_command(host):
+    """One --set dialect: the run config's keys, a named section of a list by its name as well as its
+    index (also when the list comes from the variant's defaults)."""
+    from gancore.config import build_raw, resolve
+
+    by_name = resolve(host, build_raw("wgan"), ["variant.mode=gp", "regularizers.gradient-penalty.weight=5"])
+    by_index = resolve(host, build_raw("wgan"), ["variant.mode=gp", "regularizers.0.weight=5"])
+    assert by_name.to_dict() == by_index.to_dict() and by_name.regularizers[0][1].weight == 5
+    with pytest.raises(ConfigError, match=r"regularizers.r1: .* the name of one item \(it has gradient-penalty\)"):
+        resolve(host, build_raw("wgan"), ["variant.mode=gp", "regularizers.r1.weight=5"])
+    metrics = resolve(host, build_raw("dcgan"), ['eval.metrics=[{"name": "kid"}]', "eval.metrics.kid.subsets=3"])
+    assert metrics.eval_metrics[0][1].subsets == 3
+
+
+def test_data_pack_takes_the_run_configs_data_keys(tmp_path):
+    from click.testing import CliRunner
+
+    from gancore.cli import cli
+
+    bare = CliRunner().invoke(cli, ["data", "pack", "digits", "--out", str(tmp_path / "d.pack"), "--set", "split=test"])
+    assert bare.exit_code == 2 and "--set split: data pack takes the run config's data.* keys (e.g. --set data.split=" \
+        in bare.output, bare.output
+    named = CliRunner().invoke(cli, ["data", "pack", "digits", "--out", str(tmp_path / "d.pack"),
+                                     "--set", "data.name=x"])
+    assert named.exit_code == 2 and "SOURCE names the source" in named.output
+    assert not (tmp_path / "d.pack").exists()

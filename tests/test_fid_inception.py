@@ -253,7 +253,8 @@ def folder_run(tmp_path_factory):
 
 def eval_fid(run: Path, weights: Path, *extra: str) -> dict:
     result = CliRunner().invoke(cli, ["eval", str(run), "--metric", "fid", "--n", "16",
-                                      "--set", "fid.extractor=fid-inception", "--set", f"fid.weights={weights}",
+                                      "--set", "eval.metrics.fid.extractor=fid-inception",
+                                      "--set", f"eval.metrics.fid.weights={weights}",
                                       *extra])
     assert result.exit_code == 0, result.output
     return json.loads((run / "eval" / "fid_step_0000002.json").read_text())
@@ -296,14 +297,15 @@ def test_gancore_eval_with_fid_inception_caches_the_real_statistics_safely(folde
     assert swapped["provenance"]["extractor_sha256"] != changed["provenance"]["extractor_sha256"]
 
     # nor does another quantisation
-    unquantised = eval_fid(folder_run.run, weights.path, "--set", "fid.quantize=false")
+    unquantised = eval_fid(folder_run.run, weights.path, "--set", "eval.metrics.fid.quantize=false")
     assert unquantised["provenance"]["real_stats_reused"] is False
 
     # a damaged cache file is computed again, and said so
     cache = Path(changed["provenance"]["real_stats_cache"])
     cache.write_bytes(cache.read_bytes()[:200])
     result = CliRunner().invoke(cli, ["eval", str(folder_run.run), "--metric", "fid", "--n", "16",
-                                      "--set", "fid.extractor=fid-inception", "--set", f"fid.weights={weights.path}"])
+                                      "--set", "eval.metrics.fid.extractor=fid-inception",
+                                      "--set", f"eval.metrics.fid.weights={weights.path}"])
     assert result.exit_code == 0 and "unusable" in result.output
     again = json.loads((folder_run.run / "eval" / "fid_step_0000002.json").read_text())
     assert again["values"]["fid"] == pytest.approx(changed["values"]["fid"], rel=1e-9)

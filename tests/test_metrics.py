@@ -212,8 +212,12 @@ def test_default_metrics_follow_the_task_and_skip_what_cannot_run(runs):
 
 def test_eval_errors_are_one_line(runs, tmp_path):
     for args, match in ((["--metric", "modes"], "applies to vector runs"),
-                        (["--metric", "fid", "--set", "fid.nope=1"], "fid.nope: unknown key"),
-                        (["--metric", "fid", "--set", "kid.subsets=2"], "expected METRIC.KEY=VALUE"),
+                        (["--metric", "fid", "--set", "eval.metrics.fid.nope=1"], "eval.metrics.fid.nope: unknown key"),
+                        (["--metric", "fid", "--set", "eval.metrics.kid.subsets=2"],
+                         "or the name of one item (it has fid)"),
+                        (["--metric", "fid", "--set", "fid.n=2"],
+                         "takes the run config's keys, eval.metrics.<metric>.<key> "
+                         "(e.g. --set eval.metrics.fid.n=...)"),
                         (["--metric", "fidd"], "did you mean 'fid'")):
         code, output = _eval(runs / "dcgan", *args)
         assert code == 2 and match in output and "Traceback" not in output, (args, output)

@@ -38,8 +38,8 @@ def folder(tmp_path: Path) -> Path:
 
 
 def pack(folder: Path, out: Path, *extra: str) -> object:
-    return CliRunner().invoke(cli, ["data", "pack", "image-folder", "--out", str(out), "--set", f"path={folder}",
-                                    "--set", "image_size=16", "--no-progress", *extra])
+    return CliRunner().invoke(cli, ["data", "pack", "image-folder", "--out", str(out), "--set", f"data.path={folder}",
+                                    "--set", "data.image_size=16", "--no-progress", *extra])
 
 
 def test_pack_decodes_every_file_in_worker_processes(folder, tmp_path):
@@ -93,7 +93,7 @@ def test_a_streamed_pack_with_flips_resumes_exactly(folder, tmp_path):
 
 def test_the_digits_pack_keeps_labels_and_trains_a_conditional_variant(tmp_path):
     result = CliRunner().invoke(cli, ["data", "pack", "digits", "--out", str(tmp_path / "d.pack"), "--no-progress",
-                                      "--set", "image_size=16"])
+                                      "--set", "data.image_size=16"])
     assert result.exit_code == 0, result.output
     run = CliRunner().invoke(cli, ["run", "cgan", "--out", str(tmp_path / "run"), "--set", "data.name=pack",
                                    "--set", f"data.path={tmp_path / 'd.pack'}", "--set", "train.steps=2",
@@ -153,13 +153,13 @@ def test_pack_takes_the_sources_settings_from_a_config_file(folder, tmp_path):
     config = tmp_path / "data.toml"
     config.write_text(f'[data]\nname = "image-folder"\npath = "{folder}"\nimage_size = 8\nchannels = 1\n')
     out = CliRunner().invoke(cli, ["data", "pack", "image-folder", "--out", str(tmp_path / "c.pack"),
-                                   "--config", str(config), "--no-progress", "--set", "image_size=12"])
+                                   "--config", str(config), "--no-progress", "--set", "data.image_size=12"])
     assert out.exit_code == 0, out.output
     from gancore.data.pack import open_pack
 
     assert open_pack(tmp_path / "c.pack").arrays["images"].shape == (48, 1, 12, 12)  # --set over the file
     bad = CliRunner().invoke(cli, ["data", "pack", "image-folder", "--out", str(tmp_path / "d.pack"),
-                                   "--set", f"path={folder}", "--set", "colour=red"])
+                                   "--set", f"data.path={folder}", "--set", "data.colour=red"])
     assert bad.exit_code == 2 and "data.colour: unknown key" in bad.output
 
 
@@ -198,7 +198,7 @@ def test_a_folder_streamed_through_worker_processes_trains_like_it_does_in_memor
 def test_random_crops_come_from_the_samplers_generator_and_resume_exactly(folder, tmp_path):
     """crop=random stores load_size images and cuts image_size squares per batch: folder, its pack and a
     streamed folder give the same batches, the pack remembers the crop, and resume is exact."""
-    crop = ["--set", "crop=random", "--set", "load_size=20"]
+    crop = ["--set", "data.crop=random", "--set", "data.load_size=20"]
     assert pack(folder, tmp_path / "c.pack", *crop).exit_code == 0
     info = CliRunner().invoke(cli, ["data", "info", str(tmp_path / "c.pack")])
     assert "[48, 3, 20, 20]" in info.output and "crop_size: 16" in info.output
@@ -247,14 +247,14 @@ def test_the_sampler_cuts_each_image_at_its_own_offset_and_pairs_share_it():
 
 
 def test_crop_modes_are_validated_and_none_refuses_non_square_images(folder, tmp_path):
-    bad = pack(folder, tmp_path / "n.pack", "--set", "crop=none")
+    bad = pack(folder, tmp_path / "n.pack", "--set", "data.crop=none")
     assert bad.exit_code == 2 and "not square" in bad.output and "data.crop" in bad.output
     assert len(bad.output.strip().splitlines()) == 1
-    wrong = pack(folder, tmp_path / "w.pack", "--set", "load_size=24")
+    wrong = pack(folder, tmp_path / "w.pack", "--set", "data.load_size=24")
     assert wrong.exit_code == 2 and "load_size applies only to crop = 'random'" in wrong.output
-    small = pack(folder, tmp_path / "s.pack", "--set", "crop=random", "--set", "load_size=12")
+    small = pack(folder, tmp_path / "s.pack", "--set", "data.crop=random", "--set", "data.load_size=12")
     assert small.exit_code == 2 and "smaller than image_size" in small.output
-    default = pack(folder, tmp_path / "d.pack", "--set", "crop=random")
+    default = pack(folder, tmp_path / "d.pack", "--set", "data.crop=random")
     assert default.exit_code == 0, default.output
     with safe_open(str(tmp_path / "d.pack"), "np") as fh:
         assert fh.get_slice("images").get_shape() == [48, 3, 18, 18]  # 16 x 286/256

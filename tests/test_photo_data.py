@@ -56,8 +56,8 @@ def test_celeba_mistakes_are_one_line_errors(tmp_path):
 def test_celeba_packs_in_worker_processes_with_its_labels(tmp_path):
     write_celeba(tmp_path / "celeba")
     out = CliRunner().invoke(cli, ["data", "pack", "celeba", "--out", str(tmp_path / "c.pack"), "--workers", "2",
-                                   "--set", f"path={tmp_path / 'celeba'}", "--set", "image_size=16",
-                                   "--set", "label_attribute=Smiling", "--no-progress"])
+                                   "--set", f"data.path={tmp_path / 'celeba'}", "--set", "data.image_size=16",
+                                   "--set", "data.label_attribute=Smiling", "--no-progress"])
     assert out.exit_code == 0, out.output
     from gancore.data.pack import open_pack
 
@@ -112,7 +112,7 @@ def test_paired_folders_and_their_mistakes(tmp_path):
 def test_a_paired_pack_trains_a_translation_variant(tmp_path):
     write_pairs(tmp_path / "pairs", n=12)
     packed = CliRunner().invoke(cli, ["data", "pack", "paired", "--out", str(tmp_path / "p.pack"), "--no-progress",
-                                      "--set", f"path={tmp_path / 'pairs'}", "--set", "image_size=16"])
+                                      "--set", f"data.path={tmp_path / 'pairs'}", "--set", "data.image_size=16"])
     assert packed.exit_code == 0, packed.output
     info = CliRunner().invoke(cli, ["data", "info", str(tmp_path / "p.pack")])
     assert "paired: True" in info.output and "array images_b: uint8 [12, 3, 16, 16]" in info.output
@@ -149,8 +149,8 @@ def test_stylegan_zips_read_their_labels_and_pack_in_workers(tmp_path):
     data = StyleGANZip(StyleGANZip.Config(path=str(tmp_path / "ds.zip"), image_size=16)).load()
     assert data.x.shape == (6, 3, 16, 16) and data.y.tolist() == [0, 1, 2, 0, 1, 2] and data.num_classes == 3
     packed = CliRunner().invoke(cli, ["data", "pack", "stylegan-zip", "--out", str(tmp_path / "z.pack"),
-                                      "--workers", "2", "--no-progress", "--set", f"path={tmp_path / 'ds.zip'}",
-                                      "--set", "image_size=16"])
+                                      "--workers", "2", "--no-progress", "--set", f"data.path={tmp_path / 'ds.zip'}",
+                                      "--set", "data.image_size=16"])
     assert packed.exit_code == 0, packed.output
     from gancore.data.pack import open_pack
 

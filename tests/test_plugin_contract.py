@@ -200,7 +200,8 @@ def test_a_network_that_raises_on_its_first_batch_is_one_line_naming_the_plugin(
 
     cfg = make_config(host, "test-misshaped", TINY)
     with pytest.raises(PluginError, match=r"variant 'test-misshaped': its critic step failed on the first batch "
-                                          r"\(x \[16, 2\], y \[16\]\): RuntimeError: mat1 and mat2 shapes cannot be multiplied"):
+                                          r"\(x \[16, 2\], y \[16\]\): RuntimeError: mat1 and mat2 shapes cannot "
+                                          r"be multiplied"):
         train(host, cfg, tmp_path / "run")
     monkeypatch.setattr(app, "_host", host)
     result = CliRunner().invoke(cli_module.cli, ["run", "test-misshaped", "--out", str(tmp_path / "cli"),

@@ -310,7 +310,7 @@ def test_a_torch_dataset_packs_and_trains_from_the_pack(tmp_path, monkeypatch):
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     result = CliRunner().invoke(cli, ["data", "pack", "torch-dataset", "--out", str(tmp_path / "p.pack"),
-                                      "--set", "factory=pix:make"])
+                                      "--set", "data.factory=pix:make"])
     assert result.exit_code == 0, result.output
     import pix
 

@@ -281,7 +281,8 @@ class FIDInception(Extractor):
         from gancore.metrics.fid_inception import PUBLISHED_NAME, load_network
 
         if not weights:
-            raise ConfigError(f"extractor fid-inception: set its weights (`--set fid.weights=FILE.safetensors`), "
+            raise ConfigError("extractor fid-inception: set its weights (`--set "
+                              "eval.metrics.fid.weights=FILE.safetensors`), "
                               f"a file made once by `gancore weights convert {PUBLISHED_NAME} --out FILE.safetensors`")
         self.net, self.metadata = load_network(weights)
         # channels-last convolutions: 1.8x the images/s of the default layout on this project's CPU

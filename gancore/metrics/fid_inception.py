@@ -253,21 +253,22 @@ def load_network(path: str | Path) -> tuple[FIDInceptionV3, dict[str, str]]:
 
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"fid.weights: {path} does not exist (make it once with `gancore weights convert "
+        raise ConfigError(f"eval.metrics.fid.weights: {path} does not exist (make it once with "
+                          f"`gancore weights convert "
                           f"{PUBLISHED_NAME} --out {path.name}`)")
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no items())
     except Exception as exc:
-        raise ConfigError(f"fid.weights: {path} is not a safetensors file ({str(exc)[:200]})") from None
+        raise ConfigError(f"eval.metrics.fid.weights: {path} is not a safetensors file ({str(exc)[:200]})") from None
     if metadata.get("format") != FORMAT:
-        raise ConfigError(f"fid.weights: {path} was not made by `gancore weights convert` (format "
+        raise ConfigError(f"eval.metrics.fid.weights: {path} was not made by `gancore weights convert` (format "
                           f"{metadata.get('format')!r}, expected {FORMAT!r})")
     net = FIDInceptionV3()
     expected = _expected(net)
     if set(tensors) != set(expected) or any(tuple(tensors[k].shape) != s for k, s in expected.items()):
-        raise ConfigError(f"fid.weights: {path} does not hold the FID Inception's tensors")
+        raise ConfigError(f"eval.metrics.fid.weights: {path} does not hold the FID Inception's tensors")
     net.load_state_dict(tensors, strict=False)
     net.eval().requires_grad_(False)
     return net, metadata
