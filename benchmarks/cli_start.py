@@ -39,8 +39,8 @@ import gancore.cli as cli
 mark("import gancore.cli")
 host = cli.host()
 mark("load the plugins (built-ins, features, 8 variants)")
-from gancore.config import build_raw, preset_sets, resolve
-cfg = resolve(host, build_raw("dcgan", None, preset=preset_sets(host, "dcgan", None)),
+from gancore.config import build_raw, preset_settings, resolve
+cfg = resolve(host, build_raw("dcgan", None, preset=preset_settings(host, "dcgan", None)),
               ["train.steps=2", "log.progress=false"])
 mark("resolve the config")
 import torch

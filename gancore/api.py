@@ -57,7 +57,7 @@ def prepare_run(variant: str, *, out: str | Path, config: Mapping[str, Any] | st
                 sets: Sequence[str] = (), preset: str | None = None, resume: bool = False) -> Any:
     """The resolved config of a run into ``out``: the run's own ``config.json`` under ``resume``, then the
     preset, the config (a dict or a file) and ``sets``: what ``gancore run`` builds before training."""
-    from gancore.config import build_raw, check_variant_sets, deep_merge, preset_sets, resolve
+    from gancore.config import build_raw, check_variant_sets, deep_merge, preset_settings, resolve
 
     check_variant_sets(variant, list(sets))
     base = None
@@ -74,7 +74,7 @@ def prepare_run(variant: str, *, out: str | Path, config: Mapping[str, Any] | st
             raise ConfigError(f"--resume: {cfg_path} must hold a JSON object, got {type(base).__name__}")
     layer, config_file = _config_layer(config)
     host = app.host()
-    chosen = preset_sets(host, variant, preset)
+    chosen = preset_settings(host, variant, preset)
     raw = build_raw(variant, config_file, base=base, preset=chosen)
     if layer is not None:
         raw = build_raw(variant, base=deep_merge(raw, layer))

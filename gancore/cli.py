@@ -119,7 +119,7 @@ def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str |
         resume: bool, preset: str | None, dry_run: bool, nproc: int) -> None:
     """Train VARIANT (e.g. `gancore run dcgan`) and write a run directory: config.json,
     metrics.jsonl, samples/step_*.png and checkpoints/step_*.safetensors."""
-    from gancore.config import build_raw, check_variant_sets, preset_sets, resolve
+    from gancore.config import build_raw, check_variant_sets, preset_settings, resolve
 
     if resume and out is None:
         raise click.UsageError("--resume needs --out RUN_DIR")
@@ -130,7 +130,7 @@ def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str |
         from gancore.kernel.distributed import launch
 
         # one clear error here, not one per process
-        resolve(host(), build_raw(variant, config_file, preset=preset_sets(host(), variant, preset)), sets)
+        resolve(host(), build_raw(variant, config_file, preset=preset_settings(host(), variant, preset)), sets)
         out = out or str(Path("runs") / f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}")
         args = [variant, "--out", out, *(["--config", config_file] if config_file else []),
                 *(["--preset", preset] if preset else []),
@@ -139,10 +139,10 @@ def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str |
         return
     from gancore.api import prepare_run
 
-    chosen = preset_sets(host(), variant, preset)
+    chosen = preset_settings(host(), variant, preset)
     cfg = prepare_run(variant, out=out or "", config=config_file, sets=sets, preset=preset, resume=resume)
     if chosen and os.environ.get("RANK", "0") == "0":
-        click.echo(f"preset {preset}: {' '.join(chosen)}", err=True)
+        click.echo(f"preset {preset}: {' '.join(f'{k}={json.dumps(v)}' for k, v in chosen.items())}", err=True)
     if dry_run:
         click.echo(json.dumps(cfg.to_dict(), indent=2))
         return
@@ -205,9 +205,9 @@ def list_(kind: str | None) -> None:
 def config(variant: str, sets: tuple[str, ...], preset: str | None, as_json: bool) -> None:
     """Print VARIANT's settings with their defaults and descriptions, and its presets."""
     from gancore.confdoc import describe
-    from gancore.config import build_raw, preset_sets, resolve
+    from gancore.config import build_raw, preset_settings, resolve
 
-    cfg = resolve(host(), build_raw(variant, preset=preset_sets(host(), variant, preset)), sets)
+    cfg = resolve(host(), build_raw(variant, preset=preset_settings(host(), variant, preset)), sets)
     if as_json:
         click.echo(json.dumps(cfg.to_dict(), indent=2))
         return

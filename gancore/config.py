@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from gancore.sections import (
 
 __all__ = [
     "EvalSettings", "LogSettings", "NamedSection", "OptimSettings", "OptimizerSettings", "RawConfig", "RunConfig",
-    "TrainSettings", "build_raw", "deep_merge", "load_file", "parse_value", "preset_sets", "resolve",
+    "TrainSettings", "build_raw", "deep_merge", "load_file", "parse_value", "preset_settings", "resolve",
 ]
 
 
@@ -352,10 +353,10 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def preset_sets(host: PluginHost, variant: str, preset: str | None) -> list[str]:
-    """The ``--set`` assignments of ``variant``'s preset ``preset`` (none for None)."""
+def preset_settings(host: PluginHost, variant: str, preset: str | None) -> dict[str, Any]:
+    """The settings of ``variant``'s preset ``preset`` (dotted keys to values; none for None)."""
     if preset is None:
-        return []
+        return {}
     try:
         presets = host.variants.get(variant).presets
     except PluginError as exc:
@@ -363,7 +364,22 @@ def preset_sets(host: PluginHost, variant: str, preset: str | None) -> list[str]
     if preset not in presets:
         known = f"its presets: {', '.join(presets)}" if presets else "it has none"
         raise ConfigError(f"--preset: {variant} has no preset {preset!r} ({known})")
-    return [f"{key}={json.dumps(value)}" for key, value in presets[preset].settings.items()]
+    return dict(presets[preset].settings)
+
+
+def nest(dotted: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"data.image_size": 64}`` as the nested tables a config file holds (``{"data": {"image_size": 64}}``)."""
+    out: dict[str, Any] = {}
+    for key, value in dotted.items():
+        node = out
+        *parents, last = key.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{key}: {part} is set to a value and a table at once")
+            node = child
+        node[last] = copy.deepcopy(value)
+    return out
 
 
 def check_variant_sets(variant: str, sets: list[str] | tuple[str, ...]) -> None:
@@ -383,13 +399,13 @@ def build_raw(
     variant: str | None,
     config_file: str | Path | None = None,
     base: dict[str, Any] | None = None,
-    preset: list[str] | tuple[str, ...] = (),
+    preset: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Merge ``base`` (a resumed run's config), a preset's assignments (:func:`preset_sets`) and
-    a config file, in that order; pass ``--set`` to :func:`resolve`."""
+    """Merge ``base`` (a resumed run's config), a preset's settings (:func:`preset_settings`, merged
+    as data) and a config file, in that order; pass ``--set`` to :func:`resolve`."""
     raw: dict[str, Any] = _normalise(base or {})
-    for assignment in preset:
-        apply_set(raw, assignment)
+    if preset:
+        raw = deep_merge(raw, _normalise(nest(preset)))
     if config_file is not None:
         raw = deep_merge(raw, _normalise(load_file(config_file)))
     if variant is not None:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from gancore.app import load_plugins
 from gancore.cli import cli
-from gancore.config import build_raw, preset_sets, resolve
+from gancore.config import build_raw, preset_settings, resolve
 from gancore.errors import ConfigError
 from gancore.interfaces import DataSpec
 from gancore.kernel.build import build_run
@@ -28,7 +28,7 @@ def test_every_builtin_variant_ships_a_gpu_preset():
 def test_every_preset_resolves_and_its_networks_run_at_its_size(variant, preset):
     p = HOST.variants.get(variant).presets[preset]
     assert p.doc and p.settings
-    cfg = resolve(HOST, build_raw(variant, preset=preset_sets(HOST, variant, preset)))
+    cfg = resolve(HOST, build_raw(variant, preset=preset_settings(HOST, variant, preset)))
     resolved = cfg.to_dict()
     for key, value in p.settings.items():
         section, field = key.split(".", 1)
@@ -60,7 +60,7 @@ def test_every_preset_resolves_and_its_networks_run_at_its_size(variant, preset)
 
 
 def test_config_file_and_set_go_over_the_preset(tmp_path):
-    chosen = preset_sets(HOST, "cyclegan", "gpu")
+    chosen = preset_settings(HOST, "cyclegan", "gpu")
     cfg = resolve(HOST, build_raw("cyclegan", preset=chosen), ["train.steps=7"])
     assert cfg.train.steps == 7 and cfg.data.image_size == 128 and cfg.variant.residual_blocks == 6
     path = tmp_path / "c.toml"
@@ -74,9 +74,9 @@ def test_config_file_and_set_go_over_the_preset(tmp_path):
 
 def test_unknown_presets_are_one_line_errors():
     with pytest.raises(ConfigError, match=r"--preset: cyclegan has no preset 'nope' \(its presets: gpu, paper\)"):
-        preset_sets(HOST, "cyclegan", "nope")
+        preset_settings(HOST, "cyclegan", "nope")
     with pytest.raises(ConfigError, match=r"dcgan has no preset 'paper' \(its presets: gpu\)"):
-        preset_sets(HOST, "dcgan", "paper")
+        preset_settings(HOST, "dcgan", "paper")
     result = CliRunner().invoke(cli, ["run", "cyclegan", "--preset", "nope", "--dry-run"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.output.count("\n") == 1 and "its presets: gpu, paper" in result.output

@@ -13,7 +13,7 @@ from PIL import Image
 
 from gancore.app import load_plugins
 from gancore.cli import cli
-from gancore.config import build_raw, preset_sets, resolve
+from gancore.config import build_raw, preset_settings, resolve
 from gancore.errors import ConfigError
 from gancore.nets.unet import KeptDropout
 from gancore.testing import SMALL, make_config, train, weights
@@ -30,7 +30,7 @@ def test_defaults_are_the_papers():
         assert (opt.name, opt.lr, opt.betas, opt.schedule, opt.decay_start) == (
             "adam", 2e-4, (0.5, 0.999), "linear", 0.5)
     host = load_plugins()
-    facades = resolve(host, build_raw("pix2pix", preset=preset_sets(host, "pix2pix", "facades")),
+    facades = resolve(host, build_raw("pix2pix", preset=preset_settings(host, "pix2pix", "facades")),
                       ["data.name=pack", "data.path=facades.pack"])
     assert facades.train.batch_size == 1 and facades.data.image_size == 256 and facades.variant.critic_layers == 3
 
