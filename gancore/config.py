@@ -18,9 +18,10 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from gancore.config_files import load_file
+from gancore.dotted import MissingListItem, apply_set, deep_merge, nest, parse_value
 from gancore.errors import ConfigError, PluginError
 from gancore.interfaces import DataSpec, Settings
-from gancore.limits import MAX_DEPTH, check_depth
+from gancore.limits import check_depth
 from gancore.plugins import PluginHost
 from gancore.sections import (
     EvalSettings,
@@ -92,96 +93,6 @@ class RunConfig:
 
 
 # -- reading files and overrides ---------------------------------------------------------------
-
-
-def parse_value(text: str) -> Any:
-    """A ``--set`` value: JSON where it parses, else the plain string."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    except RecursionError:
-        raise ConfigError(f"--set: a value nests lists or tables deeper than {MAX_DEPTH} levels") from None
-    check_depth(value, "--set")
-    return value
-
-
-def apply_set(config: dict[str, Any], assignment: str) -> None:
-    """Apply one ``dotted.key=value`` override in place (list items by index, ``a.0.b``, or in a list
-    of named sections by name, ``eval.metrics.fid.n``)."""
-    key, sep, text = assignment.partition("=")
-    key = key.strip()
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set {assignment!r}: expected dotted.key=value")
-    parts = key.split(".")
-    value = parse_value(text)
-    node: Any = config
-    for i, part in enumerate(parts[:-1]):
-        if isinstance(node, list):
-            node = _list_item(node, part, ".".join(parts[: i + 1]))
-            continue
-        child = node.get(part)
-        if isinstance(child, str) and part in ("variant", "data", "loss"):
-            child = node[part] = {"name": child}
-        elif not isinstance(child, dict | list):
-            if parts[i + 1].isdigit() or ".".join(parts[: i + 1]) in LIST_SECTIONS:
-                raise MissingListItem(
-                    f"--set {key}: {'.'.join(parts[: i + 1])} has no item {parts[i + 1]}; "
-                    f"set the whole list, e.g. --set {'.'.join(parts[: i + 1])}='[...]'"
-                )
-            child = node[part] = {}
-        node = child
-    last = parts[-1]
-    if isinstance(node, list):
-        index = int(_list_index(node, last, key))
-        node[index] = value
-    else:
-        node[last] = value
-
-
-#: The run config's lists of named sections (their items addressable by index or by name).
-LIST_SECTIONS = frozenset({"regularizers", "eval.metrics"})
-
-
-class MissingListItem(ConfigError):
-    """A ``--set`` path indexes a list item that does not exist."""
-
-
-def _list_index(node: list[Any], part: str, key: str) -> int:
-    """A list item by index (``regularizers.0``) or, in a list of named sections, by its name
-    (``eval.metrics.fid``, ``regularizers.gradient-penalty``)."""
-    if not part.isdigit():
-        named = [i for i, item in enumerate(node) if isinstance(item, dict) and item.get("name") == part]
-        if len(named) == 1:
-            return named[0]
-        names = [str(item["name"]) for item in node if isinstance(item, dict) and "name" in item]
-        listed = f" (it has {', '.join(names)})" if names else ""
-        raise MissingListItem(f"--set {key}: expected a list index below {len(node)} or the name of one item{listed}")
-    if int(part) >= len(node):
-        raise MissingListItem(f"--set {key}: expected a list index below {len(node)}")
-    return int(part)
-
-
-def _list_item(node: list[Any], part: str, key: str) -> Any:
-    return node[_list_index(node, part, key)]
-
-
-def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """``top`` over ``base``, recursively for dicts; a named section whose name changes restarts."""
-    out = copy.deepcopy(base)
-    for key, value in top.items():
-        old = out.get(key)
-        if isinstance(old, dict) and isinstance(value, dict):
-            if "name" in value and old.get("name") not in (None, value["name"]):
-                out[key] = copy.deepcopy(value)
-            else:
-                out[key] = deep_merge(old, value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-# -- validation --------------------------------------------------------------------------------
 
 
 def _fields_of(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -365,21 +276,6 @@ def preset_settings(host: PluginHost, variant: str, preset: str | None) -> dict[
         known = f"its presets: {', '.join(presets)}" if presets else "it has none"
         raise ConfigError(f"--preset: {variant} has no preset {preset!r} ({known})")
     return dict(presets[preset].settings)
-
-
-def nest(dotted: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"data.image_size": 64}`` as the nested tables a config file holds (``{"data": {"image_size": 64}}``)."""
-    out: dict[str, Any] = {}
-    for key, value in dotted.items():
-        node = out
-        *parents, last = key.split(".")
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"{key}: {part} is set to a value and a table at once")
-            node = child
-        node[last] = copy.deepcopy(value)
-    return out
 
 
 def check_variant_sets(variant: str, sets: list[str] | tuple[str, ...]) -> None:

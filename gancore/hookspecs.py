@@ -8,10 +8,14 @@ module your distribution names under the ``gancore`` entry-point group.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import pluggy
+
+if TYPE_CHECKING:
+    from gancore.kernel.run import Run
+    from gancore.variant import InitReport
 
 hookspec = pluggy.HookspecMarker("gancore")
 
@@ -73,16 +77,16 @@ def gancore_register_commands(cli: click.Group) -> None:
 
 # -- Run lifecycle: called by the training kernel, on the main process only. -----------------
 #
-# Each of these receives ``run`` (a :class:`gancore.kernel.run.Run`: the run directory, config,
+# Each of these receives ``run`` (a :class:`gancore.Run`: the run directory, config,
 # built networks, device, step, ...) besides the arguments named; take only the ones you need.
 # A lifecycle hook that raises is reported in one line and that plugin's lifecycle hooks are
 # skipped for the rest of the run; training continues. The core's own side features
 # (metrics.jsonl, TensorBoard, sample grids, periodic evaluation, init.json) are plugins on
-# these hooks (``gancore.features``).
+# these hooks (``gancore.default_plugins``).
 
 
 @hookspec
-def gancore_run_start(run_dir: str, config: dict[str, Any], run: Any) -> None:
+def gancore_run_start(run_dir: str, config: dict[str, Any], run: Run) -> None:
     """A training run starts (fresh or resumed), before its first step.
 
     :param run_dir: the run directory.
@@ -94,7 +98,7 @@ def gancore_run_start(run_dir: str, config: dict[str, Any], run: Any) -> None:
 
 
 @hookspec
-def gancore_initialized(reports: list[Any], run: Any) -> None:
+def gancore_initialized(reports: list[InitReport], run: Run) -> None:
     """A fresh run's variant set up its networks from the data (:meth:`gancore.Variant.initialize`).
 
     Called after ``gancore_run_start``, only for fresh runs whose variant reported something.
@@ -106,7 +110,7 @@ def gancore_initialized(reports: list[Any], run: Any) -> None:
 
 
 @hookspec
-def gancore_log(step: int, record: dict[str, float], run: Any) -> None:
+def gancore_log(step: int, record: dict[str, float], run: Run) -> None:
     """A log record is ready (every ``log.every`` steps, at the end, and after each evaluation).
 
     The core's ``metrics-log`` feature appends it to ``metrics.jsonl``.
@@ -120,7 +124,7 @@ def gancore_log(step: int, record: dict[str, float], run: Any) -> None:
 
 
 @hookspec
-def gancore_step_end(step: int, run: Any) -> None:
+def gancore_step_end(step: int, run: Run) -> None:
     """An iteration (every phase of the schedule) ended; after ``gancore_log`` when one was due,
     before the step's checkpoint. Side jobs decide here whether they are due (``run.due(every)``).
 
@@ -131,7 +135,7 @@ def gancore_step_end(step: int, run: Any) -> None:
 
 
 @hookspec
-def gancore_samples_saved(step: int, path: str, run: Any) -> None:
+def gancore_samples_saved(step: int, path: str, run: Run) -> None:
     """A sample grid was written (by the ``sample-grids`` feature).
 
     :param step: the number of completed generator steps.
@@ -142,7 +146,7 @@ def gancore_samples_saved(step: int, path: str, run: Any) -> None:
 
 
 @hookspec
-def gancore_evaluated(step: int, results: list[dict[str, Any]], run: Any) -> None:
+def gancore_evaluated(step: int, results: list[dict[str, Any]], run: Run) -> None:
     """Metrics were computed during training (by the ``periodic-eval`` feature) and written to
     ``eval/*.json``.
 
@@ -154,7 +158,7 @@ def gancore_evaluated(step: int, results: list[dict[str, Any]], run: Any) -> Non
 
 
 @hookspec
-def gancore_checkpoint_saved(step: int, path: str, run: Any) -> None:
+def gancore_checkpoint_saved(step: int, path: str, run: Run) -> None:
     """A checkpoint was written (atomically) to ``path``.
 
     :param step: the number of completed generator steps.
@@ -165,7 +169,7 @@ def gancore_checkpoint_saved(step: int, path: str, run: Any) -> None:
 
 
 @hookspec
-def gancore_run_end(run_dir: str, step: int, status: str, run: Any) -> None:
+def gancore_run_end(run_dir: str, step: int, status: str, run: Run) -> None:
     """A training run ended.
 
     :param run_dir: the run directory.

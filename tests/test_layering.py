@@ -18,7 +18,7 @@ PACKAGE = ROOT / "gancore"
 #: longest match wins). A module may import its own layer and the layers below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("gancore", "gancore.errors", "gancore.lazy", "gancore.files", "gancore.hookspecs",
-                    "gancore.config_files",
+                    "gancore.config_files", "gancore.dotted",
                     "gancore.codes", "gancore.limits", "gancore.labels", "gancore.images", "gancore.visualize",
                     "gancore.metrics.stats", "gancore.data.cifar_batch", "gancore.nets.attention")),
     ("contracts", ("gancore.interfaces", "gancore.modules", "gancore.variant", "gancore.sections",

@@ -3,7 +3,7 @@
 Each iteration runs the variant's schedule (:meth:`gancore.Variant.phases`: by default
 ``n_critic`` critic updates, then one generator update; :mod:`gancore.kernel.phases` runs each),
 updates the EMA, and then, when due, logs, fires ``gancore_step_end`` (sample grids and
-evaluation are plugins on it: :mod:`gancore.features`) and checkpoints the state
+evaluation are plugins on it: :mod:`gancore.default_plugins`) and checkpoints the state
 (:mod:`gancore.kernel.state`).
 """
 
@@ -105,8 +105,9 @@ class Trainer:
                             compile_networks=cfg.train.compile)
         self.runner = PhaseRunner(self.built, self.precision, self.state, views, self.stats)
         self._scheduled = any(cfg.optim.for_player(p).schedule != "constant" for p in trained)
+        self.preview_batch = fixed_batch(data, cfg.log.samples, self.device)
         self.run_info = Run(run_dir=self.run_dir, config=cfg, built=self.built, spec=self.spec, device=self.device,
-                            total_steps=cfg.train.steps, preview_batch=fixed_batch(data, cfg.log.samples, self.device),
+                            total_steps=cfg.train.steps, preview_batch=self.preview_batch,
                             landmarks=data.landmarks, host=host, hooks=host.lifecycle(self.echo), state=self.state,
                             directory=self.directory, echo=self.echo)
         if resume:
@@ -220,7 +221,7 @@ class Trainer:
             self._iteration()
             if bar is not None:
                 bar.update(1)
-            last = self.run_info.is_last
+            last = self.step == cfg.train.steps
             if self.step % cfg.log.every == 0 or last:
                 record = self._log()
                 if bar is not None:
@@ -279,7 +280,7 @@ class Trainer:
         """A checkpoint is written only of a finite state (see :func:`nonfinite_state`): the last good
         checkpoint really is good (fp16 at a huge rate can blow up the weights while the losses of
         the interval stayed finite)."""
-        bad = nonfinite_state(tensors, self.built, self.run_info.preview_batch, self.device, self.cfg.train.seed)
+        bad = nonfinite_state(tensors, self.built, self.preview_batch, self.device, self.cfg.train.seed)
         if bad:
             good = self.directory.good_checkpoint()
             listed = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
