@@ -51,7 +51,7 @@ trainer = Trainer(host, cfg, sys.argv[1], echo=lambda m: None)
 mark("build: data (scikit-learn's digits), networks, run directory")
 trainer.advance(1)
 mark("first step")
-trainer.run()
+trainer.train()
 mark("second step, checkpoint, sample grid")
 print("RESULT " + json.dumps({"marks": marks}))
 """

@@ -7,6 +7,8 @@ state) and the logged losses. On the CPU training is deterministic, so "0 differ
 refactor left every number alone, and the quality benchmarks cannot have moved.
 
     python benchmarks/equivalence.py --before 4592ac3
+    python benchmarks/equivalence.py --before 30719cb --rename critic.pool_a=state_pool_a \
+        --rename critic.pool_b=state_pool_b     # tensors the refactor moved to another prefix
 """
 
 from __future__ import annotations
@@ -64,11 +66,21 @@ def losses(run: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "it_per_s"} for r in records]
 
 
+def renamed(key: str, renames: dict[str, str]) -> str:
+    for old, new in renames.items():
+        if key.startswith(f"{old}."):
+            return f"{new}.{key[len(old) + 1:]}"
+    return key
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--before", required=True, help="The git revision to compare with (the commit before a refactor).")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "equivalence.json")
+    p.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                   help="A checkpoint prefix the refactor moved: the before side's OLD.* is compared as NEW.*.")
     args = p.parse_args()
+    renames = dict(item.split("=", 1) for item in args.rename)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "before"
@@ -79,6 +91,7 @@ def main() -> None:
                 train(old, name, Path(tmp) / "old" / name)
                 train(ROOT, name, Path(tmp) / "new" / name)
                 a, b = checkpoint(Path(tmp) / "old" / name), checkpoint(Path(tmp) / "new" / name)
+                a = {renamed(k, renames): v for k, v in a.items()}
                 common = sorted(set(a) & set(b))
                 rows.append({"run": name, "tensors": len(common), "only_before": sorted(set(a) - set(b)),
                              "only_after": sorted(set(b) - set(a)),
@@ -91,7 +104,7 @@ def main() -> None:
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], capture_output=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"before": args.before, "runs": rows}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"before": args.before, "renames": renames, "runs": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

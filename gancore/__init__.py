@@ -24,7 +24,7 @@ _EXPORTS = {
                      "PenaltySettings", "Regularizer", "Settings", "StepContext", "StepOutput"), "gancore.interfaces"),
     **dict.fromkeys(("Critic", "Generator"), "gancore.modules"),
     **dict.fromkeys(("Metric", "MetricContext"), "gancore.metrics"),
-    "Run": "gancore.kernel.run",
+    "Run": "gancore.kernel.run_view",
     "lazy_module": "gancore.lazy",
     **dict.fromkeys(("Model", "load", "train"), "gancore.api"),
     **dict.fromkeys(("CRITIC", "Capabilities", "InitReport", "Phase", "Preset", "Variant", "gpu_preset"),
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
         StepContext,
         StepOutput,
     )
-    from gancore.kernel.run import Run
+    from gancore.kernel.run_view import Run
     from gancore.lazy import lazy_module
     from gancore.metrics import Metric, MetricContext
     from gancore.modules import Critic, Generator

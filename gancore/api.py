@@ -114,7 +114,7 @@ def train(variant: str, *, out: str | Path, config: Mapping[str, Any] | str | Pa
                               "handed to gancore.train")
         trainer = Trainer(app.host(), cfg, Path(out), resume=resume)
         try:
-            result = trainer.run()
+            result = trainer.train()
         except OSError as exc:
             raise TrainingError(f"{describe_os_error(exc)}; training stopped at step {trainer.step}") from None
     except OSError as exc:

@@ -151,7 +151,7 @@ def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str |
     run_dir = Path(out) if out else Path("runs") / f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}"
     trainer = Trainer(host(), cfg, run_dir, resume=resume, echo=lambda m: click.echo(m, err=True))
     try:
-        result = trainer.run()
+        result = trainer.train()
     except OSError as exc:  # once training started: exit 1, like every failure after that point
         raise TrainingError(f"{describe_os_error(exc)}; training stopped at step {trainer.step}") from None
     if os.environ.get("RANK", "0") != "0":

@@ -14,7 +14,7 @@ import click
 import pluggy
 
 if TYPE_CHECKING:
-    from gancore.kernel.run import Run
+    from gancore.kernel.run_view import Run
     from gancore.variant import InitReport
 
 hookspec = pluggy.HookspecMarker("gancore")

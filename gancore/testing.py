@@ -59,7 +59,7 @@ def make_config(host: PluginHost, variant: str, overrides: dict[str, Any]) -> Ru
 def train(host: PluginHost, cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> Trainer:
     """Run a :class:`Trainer` to the end of ``cfg.train.steps`` and return it."""
     trainer = Trainer(host, cfg, run_dir, resume=resume, echo=quiet)
-    trainer.run()
+    trainer.train()
     return trainer
 
 
@@ -179,7 +179,7 @@ class VariantContract:
             lambda module, inputs, output: problems.append(f"{type(module).__name__} returned {p}")
             if (p := _score_problem(inputs, output)) else None) for m in _top_critics(critic)]
         try:
-            trainer.run()
+            trainer.train()
         finally:
             for handle in handles:
                 handle.remove()

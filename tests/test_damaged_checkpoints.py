@@ -126,7 +126,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_older_good_one(run, tmp_p
     assert trainer.step == 2
     notice = [line for line in lines if line.startswith("resume:")]
     assert len(notice) == 1 and "step_0000004" in notice[0] and "step_0000002" in notice[0]
-    trainer.run()
+    trainer.train()
     assert trainer.step == 6
 
 

@@ -222,14 +222,14 @@ def test_a_preview_that_fails_on_the_probe_is_blamed_on_the_variant(host, tmp_pa
     trainer = Trainer(host, cfg, tmp_path / "run", echo=lines.append)
     with pytest.raises(PluginError, match=r"variant 'test-broken-preview': preview\(\) failed: RuntimeError: .*"
                                           r"2-input probe batch before every checkpoint"):
-        trainer.run()
+        trainer.train()
     assert not list((tmp_path / "run" / "checkpoints").glob("*.safetensors"))
     assert not [line for line in lines if line.startswith("warning:")]  # its grids of 16 inputs were drawn
 
     lines.clear()
     trainer = Trainer(host, make_config(host, "test-no-preview", TINY), tmp_path / "none", echo=lines.append)
     with pytest.raises(PluginError, match=r"variant 'test-no-preview': preview\(\) failed: ValueError: this preview"):
-        trainer.run()
+        trainer.train()
     warnings = [line for line in lines if line.startswith("warning:")]  # the sample grid at step 2 failed first
     assert len(warnings) == 1, lines
     assert warnings[0].startswith("warning: variant 'test-no-preview': preview() failed: ValueError: this preview")

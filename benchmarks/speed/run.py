@@ -146,7 +146,7 @@ def penalty_cost(trainer, ref, args, device) -> dict:
     critic_phase = next(p for p in trainer.phases if p.player == "critic")
 
     def critic_step() -> None:
-        trainer.runner.run(critic_phase, trainer.sampler.next(), trainer._context(), 0)
+        trainer.runner.run(critic_phase, trainer.sampler.next(), trainer._context())
 
     regs = trainer.built.regularizers
     reps = max(4, args.block)

@@ -10,7 +10,7 @@ from gancore.files import write_text_atomic
 from gancore.variant import InitReport
 
 if TYPE_CHECKING:
-    from gancore.kernel.run import Run
+    from gancore.kernel.run_view import Run
 
 
 class InitReportWriter:

@@ -9,7 +9,7 @@ from gancore import hookimpl
 from gancore.files import write_text_atomic
 
 if TYPE_CHECKING:
-    from gancore.kernel.run import Run
+    from gancore.kernel.run_view import Run
 
 
 class MetricsLog:

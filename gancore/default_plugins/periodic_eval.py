@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from gancore import hookimpl
 
 if TYPE_CHECKING:
-    from gancore.kernel.run import Run
+    from gancore.kernel.run_view import Run
 
 
 KEY = "gancore.periodic-eval"

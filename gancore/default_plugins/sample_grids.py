@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from gancore import hookimpl
 
 if TYPE_CHECKING:
-    from gancore.kernel.run import Run
+    from gancore.kernel.run_view import Run
 
 
 SAMPLE_SEED_OFFSET = 7919  # sample grids use their own noise, never the training stream

@@ -8,7 +8,7 @@ from gancore import hookimpl
 from gancore.errors import ConfigError
 
 if TYPE_CHECKING:
-    from gancore.kernel.run import Run
+    from gancore.kernel.run_view import Run
 
 
 KEY = "gancore.tensorboard"

@@ -23,6 +23,6 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     from gancore.kernel.build import BuiltRun, build_run
-    from gancore.kernel.run import Run
+    from gancore.kernel.run_view import Run
     from gancore.kernel.state import TrainState
     from gancore.kernel.trainer import Trainer, TrainResult

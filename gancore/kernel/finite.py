@@ -1,14 +1,37 @@
-"""Is a state fit to checkpoint? Every floating tensor finite, and the generator's output on a probe."""
+"""Non-finite values: the error naming the term that went first, and whether a state is fit to
+checkpoint (every floating tensor finite, and the generator's output on a probe)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from gancore.errors import PluginError
+from gancore.errors import PluginError, TrainingError
 from gancore.interfaces import Batch
 from gancore.kernel.build import BuiltRun
 from gancore.kernel.drawing import evaluating
+
+if TYPE_CHECKING:
+    from gancore.kernel.phases import StepStats
+    from gancore.variant import Variant
+
+
+def nonfinite_loss(stats: StepStats, names: list[str], variant: Variant, step: int,
+                   good: Path | None) -> TrainingError:
+    """The error of a run whose logged values went non-finite: which (``names``: the interval's
+    non-finite means), the term that went first and in which step, and the plugins."""
+    first = stats.first_nonfinite()
+    if first:
+        key, at = first[0]
+        names = [key] + [k for k in names if k != key]
+        where = f" in {', '.join(names)} ({key} first, in step {at + 1})"
+    else:
+        where = f" in {', '.join(names)}" if names else ""
+    return TrainingError(f"non-finite loss{where}; variant {variant.name!r} with loss {type(variant.loss).name!r}; "
+                         f"training stopped before step {step}. Last good checkpoint: {good}")
 
 
 def preview_failure(exc: BaseException) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import platform
 from importlib import metadata as md
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -32,9 +33,15 @@ from gancore.codes import codes_of, codes_to_json
 from gancore.errors import CheckpointError
 from gancore.interfaces import DataSpec
 from gancore.kernel import checkpoint as ck
-from gancore.kernel.build import BuiltRun, ema_prefix
+from gancore.kernel.build import BuiltRun, ema_prefix, make_optimizer
 from gancore.kernel.sampler import BatchSampler
 from gancore.variant import CRITIC
+
+if TYPE_CHECKING:
+    from gancore.config import RunConfig
+    from gancore.data import TensorData
+    from gancore.kernel.distributed import Dist
+    from gancore.kernel.precision import Precision
 
 
 def versions() -> dict[str, str]:
@@ -136,6 +143,28 @@ class TrainState:
         """Completed optimizer updates per player (lazy regularization counts the critic's)."""
         self.interval_start = 0
         """The step the current logging interval started at (the last log, or the resume)."""
+
+    @classmethod
+    def fresh(cls, cfg: RunConfig, built: BuiltRun, trained: list[str], data: TensorData, precision: Precision,
+              dist: Dist) -> TrainState:
+        """The state of a new run: an optimizer and a grad scaler for each of the ``trained`` players,
+        the sampler over ``data``, and the RNG streams (under torch.distributed each process's own
+        stream and global seed, :func:`process_seeds`)."""
+        device = built.device
+        updaters = {name: Updater(name, make_optimizer(cfg.optim.for_player(name), built.nets.get(name),
+                                                       cfg.train.fused_optimizer), precision.scaler())
+                    for name in trained}
+        sampler = BatchSampler(data, cfg.train.batch_size, device, cfg.train.seed,
+                               rank=dist.rank, world_size=dist.world_size)
+        sampler.channels_last = built.channels_last
+        # rng: per process (the same as shared_rng in one process); shared_rng: the same everywhere
+        shared_rng = torch.Generator(device=device).manual_seed(cfg.train.seed + 1)
+        rng = shared_rng
+        if dist.enabled:
+            own, global_seed = process_seeds(cfg.train.seed, dist.rank)
+            rng = torch.Generator(device=device).manual_seed(own)
+            torch.manual_seed(global_seed)  # distinct penalty draws per process
+        return cls(built, updaters, sampler, shared_rng, rng, device)
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:

@@ -24,16 +24,16 @@ from gancore.data import TensorData
 from gancore.errors import TrainingError
 from gancore.interfaces import StepContext
 from gancore.kernel import checkpoint as ck
-from gancore.kernel.build import BuiltRun, build_run, check_against_variant, ema_update, make_optimizer, phase_views
+from gancore.kernel.build import BuiltRun, build_run, check_against_variant, ema_update, phase_views
 from gancore.kernel.distributed import from_env
 from gancore.kernel.drawing import fixed_batch
-from gancore.kernel.finite import nonfinite_state
+from gancore.kernel.finite import nonfinite_loss, nonfinite_state
 from gancore.kernel.phases import PhaseRunner, StepStats
 from gancore.kernel.precision import Precision, resolve_device, resolve_precision
-from gancore.kernel.run import Run
 from gancore.kernel.run_dir import RunDirectory
+from gancore.kernel.run_view import Run
 from gancore.kernel.sampler import BatchSampler
-from gancore.kernel.state import TrainState, Updater, process_seeds
+from gancore.kernel.state import TrainState, Updater
 from gancore.plugins import PluginHost
 
 
@@ -86,34 +86,21 @@ class Trainer:
         self.phases = self.built.variant.phases(cfg.train.n_critic)
         check_against_variant(cfg, self.built, self.phases)
         trained = [name for name in self.built.nets.names() if any(name in p.players for p in self.phases)]
-        updaters = {name: Updater(name, make_optimizer(cfg.optim.for_player(name), self.built.nets.get(name),
-                                                       cfg.train.fused_optimizer),
-                                  self.precision.scaler()) for name in trained}
-        sampler = BatchSampler(data, cfg.train.batch_size, self.device, cfg.train.seed,
-                               rank=self.dist.rank, world_size=self.dist.world_size)
-        sampler.channels_last = self.built.channels_last
-        # rng: per process (the same as shared_rng in one process); shared_rng: the same everywhere
-        shared_rng = torch.Generator(device=self.device).manual_seed(cfg.train.seed + 1)
-        rng = shared_rng
-        if self.dist.enabled:
-            own, global_seed = process_seeds(cfg.train.seed, self.dist.rank)
-            rng = torch.Generator(device=self.device).manual_seed(own)
-            torch.manual_seed(global_seed)  # distinct penalty draws per process
-        self.state = TrainState(self.built, updaters, sampler, shared_rng, rng, self.device)
+        self.state = TrainState.fresh(cfg, self.built, trained, data, self.precision, self.dist)
         self.stats = StepStats(self.device)
         views = phase_views(self.built, trained, distributed=self.dist.enabled, device=self.device,
                             compile_networks=cfg.train.compile)
         self.runner = PhaseRunner(self.built, self.precision, self.state, views, self.stats)
         self._scheduled = any(cfg.optim.for_player(p).schedule != "constant" for p in trained)
         self.preview_batch = fixed_batch(data, cfg.log.samples, self.device)
-        self.run_info = Run(run_dir=self.run_dir, config=cfg, built=self.built, spec=self.spec, device=self.device,
-                            total_steps=cfg.train.steps, preview_batch=self.preview_batch,
-                            landmarks=data.landmarks, host=host, hooks=host.lifecycle(self.echo), state=self.state,
-                            directory=self.directory, echo=self.echo)
+        self.view = Run(run_dir=self.run_dir, config=cfg, built=self.built, spec=self.spec, device=self.device,
+                        total_steps=cfg.train.steps, preview_batch=self.preview_batch, landmarks=data.landmarks,
+                        host=host, hooks=host.lifecycle(self.echo), state=self.state, directory=self.directory,
+                        echo=self.echo)
         if resume:
             self._resume()
         elif from_scratch:
-            self.run_info.resumed_from = 0  # drops the killed attempt's records from metrics.jsonl
+            self.view.resumed_from = 0  # drops the killed attempt's records from metrics.jsonl
             self.echo(f"resume: {self.ckpt_dir} holds no checkpoint yet; starting the run from step 0")
         self.dist.barrier()  # every process has checked before the main one creates anything
         self.directory.create(cfg.to_dict())
@@ -164,9 +151,9 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------
     def _hook(self, name: str, **kwargs: Any) -> None:
         if self.dist.main:
-            self.run_info.hooks.call(name, run=self.run_info, **kwargs)
+            self.view.hooks.call(name, run=self.view, **kwargs)
 
-    def run(self) -> TrainResult:
+    def train(self) -> TrainResult:
         cfg = self.cfg
         total = cfg.train.steps
         self._hook("gancore_run_start", run_dir=str(self.run_dir), config=cfg.to_dict())
@@ -211,7 +198,7 @@ class Trainer:
 
     def advance(self, steps: int, bar: Any = None) -> None:
         """Train ``steps`` iterations with the run's logging, side features and checkpoints (all
-        of them also at ``train.steps``). :meth:`run` is this plus the run's start and end; the
+        of them also at ``train.steps``). :meth:`train` is this plus the run's start and end; the
         speed benchmark calls it in blocks."""
         cfg = self.cfg
         if not hasattr(self, "_interval_start"):
@@ -231,19 +218,9 @@ class Trainer:
                 self._checkpoint()
 
     def _check_finite(self, names: list[str] | None = None) -> None:
-        if not bool(self.stats.nonfinite):
-            return
-        variant = self.built.variant
-        first = self.stats.first_nonfinite()
-        if first:
-            key, at = first[0]
-            names = [key] + [k for k in (names or []) if k != key]
-            where = f" in {', '.join(names)} ({key} first, in step {at + 1})"
-        else:
-            where = f" in {', '.join(names)}" if names else ""
-        raise TrainingError(f"non-finite loss{where}; variant {variant.name!r} with loss "
-                            f"{type(variant.loss).name!r}; training stopped before step {self.step}. "
-                            f"Last good checkpoint: {self.directory.good_checkpoint()}")
+        if bool(self.stats.nonfinite):
+            raise nonfinite_loss(self.stats, names or [], self.built.variant, self.step,
+                                 self.directory.good_checkpoint())
 
     def _log(self) -> dict[str, float]:
         stats, state = self.stats, self.state
@@ -261,7 +238,7 @@ class Trainer:
         stats.clear()
         state.interval_start = state.step
         if self.dist.main:
-            self.run_info.log(record)
+            self.view.log(record)
         return record
 
     # -- checkpoints -----------------------------------------------------------------------
@@ -292,5 +269,5 @@ class Trainer:
             self.state.restore(ckpt, seed=self.cfg.train.seed, rank=self.dist.rank, distributed=self.dist.enabled)
 
         path = self.directory.resume(restore, max_step=self.cfg.train.steps, echo=self.echo)
-        self.run_info.resumed_from = self.state.step
+        self.view.resumed_from = self.state.step
         self.echo(f"resumed from {path} at step {self.state.step}")
