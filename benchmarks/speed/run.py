@@ -90,7 +90,8 @@ def reference_for(variant: str, trainer, precision: str, args):
         return DCGANLoop(nets.generator, nets.critic, nets.generator.latent_dim, **common)
     if variant == "wgan-gp":
         return WGANGPLoop(nets.generator, nets.critic, nets.generator.latent_dim, **common)
-    return CycleGANLoop(nets.generator, nets.critic, trainer.cfg.variant.cycle_weight,
+    critics = torch.nn.ModuleDict({**nets.critic, **nets.state})  # the plain loop keeps its pools beside D_a, D_b
+    return CycleGANLoop(nets.generator, critics, trainer.cfg.variant.cycle_weight,
                         x_b=trainer.sampler.x_b.clone(), **common)
 
 
