@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -77,18 +79,31 @@ class OptimizerSettings(Settings):
     eps: float = Field(1e-8, gt=0.0, description="Numerical stability term.")
     weight_decay: float = Field(0.0, ge=0.0, description="Weight decay.")
     momentum: float = Field(0.0, ge=0.0, lt=1.0, description="RMSprop/SGD momentum.")
-    schedule: Literal["constant", "linear"] = Field(
+    schedule: Literal["constant", "linear", "cosine"] = Field(
         "constant",
-        description="Learning-rate schedule: constant, or linear decay to 0 from decay_start "
-        "(a fraction of train.steps) to the last step.",
+        description="Learning-rate schedule: constant; linear decay to 0 from decay_start (a fraction of "
+        "train.steps) to the last step; or cosine decay to 0 from the end of the warm-up to the last step.",
     )
     decay_start: float = Field(0.5, ge=0.0, lt=1.0, description="Where the linear decay starts.")
+    warmup_steps: int = Field(0, ge=0, le=10**9, description="Steps of linear warm-up from lr / warmup_steps to lr "
+                              "before the schedule (any schedule; 0: none).")
+
+    @property
+    def scheduled(self) -> bool:
+        """True when the rate changes during the run (a decay or a warm-up)."""
+        return self.schedule != "constant" or self.warmup_steps > 0
 
     def lr_at(self, step: int, total: int) -> float:
-        """The learning rate for generator step ``step`` (0-based) of ``total``."""
+        """The learning rate for generator step ``step`` (0-based) of ``total``: a pure function of the
+        step, so a resumed run continues the schedule exactly."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
         if self.schedule == "constant":
             return self.lr
-        start = self.decay_start * total
+        if self.schedule == "cosine":
+            span = max(total - self.warmup_steps, 1)
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - self.warmup_steps) / span)))
+        start = max(self.decay_start * total, self.warmup_steps)
         if step < start:
             return self.lr
         return self.lr * max(0.0, (total - step) / max(total - start, 1.0))

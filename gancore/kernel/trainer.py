@@ -91,7 +91,7 @@ class Trainer:
         views = phase_views(self.built, trained, distributed=self.dist.enabled, device=self.device,
                             compile_networks=cfg.train.compile)
         self.runner = PhaseRunner(self.built, self.precision, self.state, views, self.stats)
-        self._scheduled = any(cfg.optim.for_player(p).schedule != "constant" for p in trained)
+        self._scheduled = [p for p in trained if cfg.optim.for_player(p).scheduled]
         self.preview_batch = fixed_batch(data, cfg.log.samples, self.device)
         self.view = Run(run_dir=self.run_dir, config=cfg, built=self.built, spec=self.spec, device=self.device,
                         total_steps=cfg.train.steps, preview_batch=self.preview_batch, landmarks=data.landmarks,
@@ -130,9 +130,9 @@ class Trainer:
                            world_size=self.dist.world_size, shared_rng=state.shared_rng)
 
     def _set_learning_rates(self) -> None:
-        for name, updater in self.state.updaters.items():
+        for name in self._scheduled:
             lr = self.cfg.optim.for_player(name).lr_at(self.state.step, self.cfg.train.steps)
-            for group in updater.optimizer.param_groups:
+            for group in self.state.updaters[name].optimizer.param_groups:
                 group["lr"] = lr
 
     def _iteration(self) -> None:
@@ -232,6 +232,8 @@ class Trainer:
         now = time.perf_counter()
         record: dict[str, Any] = {"step": self.step}
         record.update({k: float(v) for k, v in zip(keys, values, strict=True)})
+        for name in self._scheduled:  # the rate of the interval's last step
+            record[f"{name}/lr"] = float(state.updaters[name].optimizer.param_groups[0]["lr"])
         record["it_per_s"] = state.interval_steps / max(now - self._interval_start, 1e-9)
         self._interval_start = now
         self._check_finite([k for k, v in record.items() if not math.isfinite(v)])
