@@ -30,6 +30,18 @@ class TrainSettings(Settings):
         description="Decay of an exponential moving average of the generator's weights "
         "(e.g. 0.999); null disables it.",
     )
+    ema_half_life_kimg: float | None = Field(
+        None, gt=0.0, description="The EMA as stylegan2-ada keeps it: the half-life of its weights in thousands "
+        "of images (decay 0.5 ** (images per step / (1000 * this)) each step); instead of train.ema."
+    )
+    ema_rampup: float | None = Field(
+        None, gt=0.0, description="With ema_half_life_kimg: the half-life grows with training, at most this "
+        "fraction of the images seen so far (stylegan2-ada's 0.05); null: the full half-life from step 0."
+    )
+    accumulate: int = Field(
+        1, ge=1, le=4096, description="Gradient accumulation: each update runs this many micro-batches of "
+        "batch_size / accumulate (penalties per micro-batch) before the optimizer's one step."
+    )
     init_from: str | None = Field(
         None, description="Fine-tune: a run directory, a checkpoint or an exported folder whose network weights "
         "the run starts from (fresh optimizers, step 0).")
@@ -50,6 +62,33 @@ class TrainSettings(Settings):
         "backward (compile does not support it: that pass stays eager). Measured to gain nothing for these "
         "small networks on a CPU; try it on a GPU."
     )
+
+    @model_validator(mode="after")
+    def _ema_and_accumulation(self) -> TrainSettings:
+        if self.ema is not None and self.ema_half_life_kimg is not None:
+            raise ValueError("ema and ema_half_life_kimg are both set: give the EMA's decay one way")
+        if self.ema_rampup is not None and self.ema_half_life_kimg is None:
+            raise ValueError("ema_rampup needs ema_half_life_kimg (it ramps up that half-life)")
+        if self.batch_size % self.accumulate:
+            raise ValueError(f"accumulate = {self.accumulate} does not divide batch_size {self.batch_size} "
+                             "into equal micro-batches")
+        return self
+
+    @property
+    def keeps_ema(self) -> bool:
+        """An EMA is kept (``ema`` or ``ema_half_life_kimg``)."""
+        return self.ema is not None or self.ema_half_life_kimg is not None
+
+    def ema_decay(self, step: int, images_per_step: int) -> float:
+        """The EMA's decay at ``step`` (0-based) with ``images_per_step`` images in each (every process's).
+        A fixed ``ema``, or stylegan2-ada's: ``0.5 ** (images_per_step / half_life)``, the half-life
+        ``1000 * ema_half_life_kimg`` images capped at ``ema_rampup`` times the images seen after this step."""
+        if self.ema_half_life_kimg is None:
+            return float(self.ema or 0.0)
+        half_life = self.ema_half_life_kimg * 1000.0
+        if self.ema_rampup is not None:
+            half_life = min(half_life, (step + 1) * images_per_step * self.ema_rampup)
+        return 0.5 ** (images_per_step / max(half_life, 1e-8))
 
     @field_validator("channels_last", "fused_optimizer", mode="before")
     @classmethod

@@ -86,7 +86,7 @@ def build_run(cfg: RunConfig, spec: DataSpec, device: torch.device, data: Tensor
     for net in [net for _, net in nets.items()] + list(nets.state.values()):
         net.to(device=device, memory_format=memory_format)
     emas: dict[str, nn.Module] = {}
-    if cfg.train.ema is not None:
+    if cfg.train.keeps_ema:
         players = nets.names()
         for player in cfg.variant_cls.capabilities(cfg.variant).ema_players:
             if player not in players:

@@ -1,5 +1,7 @@
 """One phase of the schedule: autocast forward (the variant's step) -> sum of named terms
 (+ regularizer penalties) -> backward (scaled under fp16) -> optimizer step -> constraints.
+With ``train.accumulate = k`` the forward, penalties and backward run once per micro-batch of
+``batch_size / k`` rows, each loss weighted 1/k, before the one optimizer step.
 
 Nothing here waits for the device: losses are accumulated as tensors (:class:`StepStats`) and
 read once per ``log.every`` steps.
@@ -92,6 +94,27 @@ def _shapes(batch: Batch) -> str:
     return ", ".join(parts)
 
 
+def _part(value: Tensor, share: float) -> Tensor:
+    """A micro-batch's share of a logged value (the value itself without accumulation)."""
+    return value if share == 1.0 else value.detach() * share
+
+
+def micro_batches(batch: Batch, k: int) -> list[Batch]:
+    """``batch`` cut into ``k`` consecutive micro-batches of equal size (every field the same rows)."""
+    if k == 1:
+        return [batch]
+    n = batch.x.shape[0]
+    if n % k:
+        raise TrainingError(f"train.accumulate: {k} micro-batches do not divide a batch of {n}")
+    size = n // k
+
+    def rows(t: Tensor | None, i: int) -> Tensor | None:
+        return None if t is None else t[i * size:(i + 1) * size]
+
+    return [Batch(x=rows(batch.x, i), y=rows(batch.y, i), x_b=rows(batch.x_b, i), y_b=rows(batch.y_b, i))
+            for i in range(k)]
+
+
 @dataclass
 class PhaseRunner:
     """Runs phases of one run: the kernel's half of every update."""
@@ -102,6 +125,8 @@ class PhaseRunner:
     views: dict[str, Networks]
     """The networks each player's phase runs (DDP and compiled views; see the trainer)."""
     stats: StepStats
+    accumulate: int = 1
+    """Micro-batches per update (``train.accumulate``)."""
     _stepped: set[str] = field(default_factory=set)
     """The players whose step has run once in this process (a failure before is the plugin's)."""
 
@@ -145,39 +170,42 @@ class PhaseRunner:
         return out
 
     def _update(self, phase: Phase, updaters: list[Updater], batch: Batch, ctx: StepContext) -> None:
-        out = self._forward(phase, batch, ctx)
-        loss = self._add_terms(phase.player, out, ctx.step)
         # players updated together share one backward, so the phase's own scaler scales it for all
         scaler = updaters[0].scaler
-        penalised: list[str] = []
-        if phase.player == CRITIC and out.penalties:
-            penalty, penalised = self._penalties(out, scaler, ctx.step)
-            loss = loss + penalty
-        try:
-            scaler.scale(loss).backward()
-        except RuntimeError as exc:
-            if penalised:
-                raise double_backward_error(exc, penalised) from exc
-            raise
+        parts = micro_batches(batch, self.accumulate)
+        share = 1.0 / len(parts)  # each micro-batch's mean loss weighs 1/k: the sum is the batch's mean
+        for part in parts:
+            out = self._forward(phase, part, ctx)
+            loss = self._add_terms(phase.player, out, ctx.step, share)
+            penalised: list[str] = []
+            if phase.player == CRITIC and out.penalties:
+                penalty, penalised = self._penalties(out, scaler, ctx.step, share)
+                loss = loss + penalty
+            try:
+                scaler.scale(loss * share if share != 1.0 else loss).backward()
+            except RuntimeError as exc:
+                if penalised:
+                    raise double_backward_error(exc, penalised) from exc
+                raise
         for updater in updaters:
             scaler.step(updater.optimizer)
         scaler.update()
 
-    def _add_terms(self, player: str, out: StepOutput, step: int) -> Tensor:
+    def _add_terms(self, player: str, out: StepOutput, step: int, share: float = 1.0) -> Tensor:
         if not out.terms:
             raise TrainingError(f"the variant returned no loss terms for the {player}")
         total = sum(out.terms.values())
         assert isinstance(total, Tensor)
         for name, value in out.terms.items():
-            self.stats.add(f"{player}/{name}", value, step=step)
+            self.stats.add(f"{player}/{name}", _part(value, share), step=step)
         if len(out.terms) > 1:
-            self.stats.add(f"{player}/total", total, step=step)
+            self.stats.add(f"{player}/total", _part(total, share), step=step)
         for name, value in out.stats.items():
-            self.stats.add(f"{player}/{name}", value)
+            self.stats.add(f"{player}/{name}", _part(value, share))
         return total
 
     def _penalties(self, out: StepOutput, scaler: torch.amp.GradScaler,
-                   step: int) -> tuple[Tensor | float, list[str]]:
+                   step: int, share: float = 1.0) -> tuple[Tensor | float, list[str]]:
         critic_updates = self.state.critic_steps
         total: Tensor | float = 0.0
         applied: list[str] = []
@@ -196,10 +224,10 @@ class PhaseRunner:
                     # Overflowing scaled fp16 gradients give inf here: GradScaler skips that
                     # step and lowers its scale. Count such steps rather than log the inf.
                     finite = torch.isfinite(value.detach())
-                    self.stats.add(f"{key}_overflow", (~finite).float())
-                    self.stats.add(key, torch.where(finite, value.detach(), 0.0))
+                    self.stats.add(f"{key}_overflow", _part((~finite).float(), share))
+                    self.stats.add(key, _part(torch.where(finite, value.detach(), 0.0), share))
                 else:
-                    self.stats.add(key, value, step=step)
+                    self.stats.add(key, _part(value, share), step=step)
                 total = total + reg.weight * reg.every * value
                 applied.append(reg.name)
         return total, applied

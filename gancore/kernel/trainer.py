@@ -90,7 +90,8 @@ class Trainer:
         self.stats = StepStats(self.device)
         views = phase_views(self.built, trained, distributed=self.dist.enabled, device=self.device,
                             compile_networks=cfg.train.compile)
-        self.runner = PhaseRunner(self.built, self.precision, self.state, views, self.stats)
+        self.runner = PhaseRunner(self.built, self.precision, self.state, views, self.stats,
+                                  accumulate=cfg.train.accumulate)
         self._scheduled = [p for p in trained if cfg.optim.for_player(p).scheduled]
         self.preview_batch = fixed_batch(data, cfg.log.samples, self.device)
         self.view = Run(run_dir=self.run_dir, config=cfg, built=self.built, spec=self.spec, device=self.device,
@@ -144,8 +145,10 @@ class Trainer:
                 continue
             for _ in range(phase.repeat):
                 self.runner.run(phase, state.sampler.next(), self._context())
-        for player, average in self.built.emas.items():
-            ema_update(average, self.built.nets.get(player), float(self.cfg.train.ema))
+        if self.built.emas:
+            decay = self.cfg.train.ema_decay(state.step, self.cfg.train.batch_size * self.dist.world_size)
+            for player, average in self.built.emas.items():
+                ema_update(average, self.built.nets.get(player), decay)
         state.step += 1
 
     # -- the loop --------------------------------------------------------------------------
