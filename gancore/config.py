@@ -72,6 +72,8 @@ class RunConfig:
     """Dotted keys whose values came from the variant's :meth:`~gancore.Variant.data_defaults`
     (and were not overridden), with the data kind that chose them: ``gancore config`` marks them."""
     data_kind: str = "image"
+    data_flip: bool = False
+    """``data.flip`` of a source that does not declare it (the core's random horizontal flips)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The config as written to ``config.json`` (re-runnable with ``--config``)."""
@@ -81,7 +83,7 @@ class RunConfig:
 
         return {
             "variant": named(self.variant_cls, self.variant),
-            "data": named(self.data_cls, self.data),
+            "data": {**named(self.data_cls, self.data), **({"flip": True} if self.data_flip else {})},
             "loss": named(self.loss_cls, self.loss),
             "regularizers": [named(c, s) for c, s in self.regularizers],
             "train": self.train.model_dump(mode="json"),
@@ -202,8 +204,9 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
                  if final.get(key) == value and key not in chosen}
     parsed = validate(RawConfig, merged, "")
     assert isinstance(parsed, RawConfig)
+    data_section, data_flip = _core_flip(host, merged["data"], data_kind)
     try:
-        data_cls, data_settings = _plugin_section(host.datasets, merged["data"], "data")
+        data_cls, data_settings = _plugin_section(host.datasets, data_section, "data")
     except ConfigError as exc:
         if stored_spec is None:
             raise
@@ -240,7 +243,25 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
         eval_metrics=eval_metrics,
         from_data=from_data,
         data_kind=data_kind,
+        data_flip=data_flip,
     )
+
+
+def _core_flip(host: PluginHost, section: Any, kind: str) -> tuple[Any, bool]:
+    """``data.flip`` for an image source that does not declare it: the core's dataset augmentation
+    (random horizontal flips when batches are drawn). Returns the section without it, and the switch."""
+    if not isinstance(section, dict) or "flip" not in section:
+        return section, False
+    name = section.get("name")
+    if not isinstance(name, str) or name not in host.datasets or "flip" in host.datasets.get(name).Config.model_fields:
+        return section, False  # the source's own setting, or an error validation names
+    section = dict(section)
+    flip = section.pop("flip")
+    if not isinstance(flip, bool):
+        raise ConfigError(f"data.flip: expected true or false, got {json.dumps(flip, default=str)}")
+    if flip and kind != "image":
+        raise ConfigError(f"data.flip: flips images, and data source {name!r} gives {kind} data")
+    return section, flip
 
 
 def _data_kind(host: PluginHost, section: Any) -> str:

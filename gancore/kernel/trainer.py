@@ -21,7 +21,7 @@ import torch
 
 from gancore.config import RunConfig
 from gancore.data import TensorData
-from gancore.errors import TrainingError
+from gancore.errors import ConfigError, TrainingError
 from gancore.interfaces import StepContext
 from gancore.kernel import checkpoint as ck
 from gancore.kernel.build import BuiltRun, build_run, check_against_variant, ema_update, phase_views
@@ -77,6 +77,11 @@ class Trainer:
         from_scratch = self.directory.check(resume)
         resume = resume and not from_scratch
         data: TensorData = cfg.data_cls(cfg.data).load()
+        if cfg.data_flip:  # data.flip of a source without its own: the sampler flips images
+            if data.x.dim() != 4:
+                raise ConfigError(f"data.flip: flips images, and data source {cfg.data_cls.name!r} gave "
+                                  f"samples of shape {list(data.x.shape[1:])}")
+            data.flip = True
         self.spec = data.spec
         self.built: BuiltRun = build_run(cfg, data.spec, self.device, data=None if resume else data)
         if cfg.train.init_from is not None and not resume:
