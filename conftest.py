@@ -20,6 +20,9 @@ def pytest_configure(config) -> None:
         os.environ["GANCORE_TEST_CACHE"] = tempfile.mkdtemp(prefix="gancore-cache-")
     # The digit extractor is trained once per test session into this folder.
     os.environ["GANCORE_CACHE"] = os.environ["GANCORE_TEST_CACHE"]
+    # gancore-wandb (installed by the README's test command) logs nowhere unless a test asks for it
+    # (tests/test_wandb.py, which resets wandb's process-wide state after each of its tests).
+    os.environ["WANDB_MODE"] = "disabled"
 
 
 def pytest_unconfigure(config) -> None:

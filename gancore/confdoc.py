@@ -86,4 +86,8 @@ def describe(cfg: RunConfig) -> str:
         named("[[eval.metrics]]", cls, settings)
     if not cfg.eval_metrics:
         parts.append("# eval.metrics = []  (empty: the task's default metrics; see `gancore list metrics`)")
+    for name, settings in cfg.plugins.items():
+        parts += ["", f"[{name}]  # plugin {name}'s settings" + (f": {_doc(type(settings))}" if _doc(type(settings))
+                                                               else "")]
+        parts.extend(_lines(settings, type(settings), section=name))
     return "\n".join(parts).rstrip() + "\n"

@@ -74,6 +74,20 @@ class RunConfig:
     data_kind: str = "image"
     data_flip: bool = False
     """``data.flip`` of a source that does not declare it (the core's random horizontal flips)."""
+    plugins: dict[str, Settings] = field(default_factory=dict)
+    """Plugin name -> its own settings (``gancore_plugin_settings``), each with ``enabled``."""
+
+    def plugin_settings(self, plugin: str) -> Settings:
+        """The settings of ``plugin`` (a plugin that declares them with ``gancore_plugin_settings``)."""
+        try:
+            return self.plugins[plugin]
+        except KeyError:
+            raise PluginError(f"plugin {plugin!r} declares no settings (gancore_plugin_settings)") from None
+
+    @property
+    def plugins_off(self) -> list[str]:
+        """The plugins switched off for this run (``<plugin>.enabled = false``)."""
+        return [name for name, settings in self.plugins.items() if not getattr(settings, "enabled", True)]
 
     def to_dict(self) -> dict[str, Any]:
         """The config as written to ``config.json`` (re-runnable with ``--config``)."""
@@ -91,6 +105,7 @@ class RunConfig:
             "log": self.log.model_dump(mode="json"),
             "eval": {"every": self.eval.every, "n": self.eval.n,
                      "metrics": [named(c, s) for c, s in self.eval_metrics]},
+            **{name: settings.model_dump(mode="json") for name, settings in self.plugins.items()},
         }
 
 
@@ -202,6 +217,10 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
     final, chosen = _flatten(merged), _flatten(raw)
     from_data = {key: value for key, value in _flatten(by_data).items()
                  if final.get(key) == value and key not in chosen}
+    plugins = {name: validate(model, merged.pop(name, {}), name) for name, model in host.plugin_settings.items()}
+    if stored_spec is not None:  # a trained run's config: the settings of plugins not installed here do not matter
+        for key in [k for k in merged if k not in RawConfig.model_fields]:
+            merged.pop(key)
     parsed = validate(RawConfig, merged, "")
     assert isinstance(parsed, RawConfig)
     data_section, data_flip = _core_flip(host, merged["data"], data_kind)
@@ -244,6 +263,7 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
         from_data=from_data,
         data_kind=data_kind,
         data_flip=data_flip,
+        plugins=plugins,
     )
 
 

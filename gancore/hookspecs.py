@@ -67,6 +67,19 @@ def gancore_register_metrics() -> list[type]:
 
 
 @hookspec
+def gancore_plugin_settings() -> type | None:
+    """Declare this plugin's own settings (a logger's project, a callback's interval).
+
+    :return: a :class:`gancore.Settings` subclass. Its section is named like the plugin (its entry
+        point's name): ``--set <plugin>.<key>=...`` and ``[<plugin>]`` in config files set it, it is
+        validated like every section (one line naming the key), shown by ``gancore config`` and
+        written to ``config.json``. Every such section also takes ``enabled`` (default true; false
+        switches the plugin's lifecycle hooks off for that run). Hooks read the values with
+        ``run.config.plugin_settings("<plugin>")``.
+    """
+
+
+@hookspec
 def gancore_register_commands(cli: click.Group) -> None:
     """Add commands to the ``gancore`` command line.
 

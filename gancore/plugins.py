@@ -159,6 +159,8 @@ class PluginHost:
         self.regularizers: Registry[Regularizer] = Registry("regularizer", Regularizer, self)
         self.datasets: Registry[DataSource] = Registry("dataset", DataSource, self)
         self.metrics: Registry[Metric] = Registry("metric", Metric, self)
+        self.plugin_settings: dict[str, type[Any]] = {}
+        """Plugin name -> its settings model (``gancore_plugin_settings``; ``enabled`` added)."""
 
     def registry(self, kind: str) -> Registry[Any]:
         """The registry called ``kind`` (``variants``, ``losses``, ...)."""
@@ -169,9 +171,13 @@ class PluginHost:
     def record(self, name: str) -> PluginRecord:
         return next(r for r in self.records if r.name == name)
 
-    def lifecycle(self, echo: Any = print) -> Lifecycle:
-        """A dispatcher of the run lifecycle hooks for one run (see :class:`Lifecycle`)."""
-        return Lifecycle(self, echo)
+    def lifecycle(self, echo: Any = print, off: Iterable[str] = ()) -> Lifecycle:
+        """A dispatcher of the run lifecycle hooks for one run (see :class:`Lifecycle`); the plugins in
+        ``off`` (``<plugin>.enabled = false``) are skipped."""
+        hooks = Lifecycle(self, echo)
+        for name in off:
+            hooks.disabled[name] = f"switched off by {name}.enabled = false"
+        return hooks
 
     def register_commands(self, cli: Any) -> None:
         for impl in self.pm.hook.gancore_register_commands.get_hookimpls():
@@ -288,7 +294,40 @@ def build_host(candidates: Iterable[tuple[str, str, Any]]) -> PluginHost:
         record.heavy_imports = [m for m in before if m in sys.modules]
     _reject_unknown_hooks(host)
     _fill_registries(host)
+    _collect_settings(host)
     return host
+
+
+#: Config sections of the core: no plugin's settings may take these names.
+CORE_SECTIONS = frozenset({"variant", "data", "loss", "regularizers", "train", "optim", "log", "eval", "name"})
+
+
+def _collect_settings(host: PluginHost) -> None:
+    """Ask each plugin for its settings model (``gancore_plugin_settings``); a bad answer breaks the plugin."""
+    from pydantic import Field, create_model
+
+    from gancore.interfaces import Settings
+
+    for impl in host.pm.hook.gancore_plugin_settings.get_hookimpls():
+        name = impl.plugin_name
+        try:
+            model = impl.function()
+            if model is None:
+                continue
+            if not (isinstance(model, type) and issubclass(model, Settings)):
+                raise PluginError(f"plugin {name!r}: gancore_plugin_settings returned {model!r}, "
+                                  "expected a gancore.Settings subclass")
+            if name in CORE_SECTIONS or not name.isidentifier():
+                raise PluginError(f"plugin {name!r}: its settings cannot be a config section of that name "
+                                  "(a core section, or not an identifier)")
+            if "enabled" not in model.model_fields:
+                model = create_model(model.__name__, __base__=model, __doc__=model.__doc__,
+                                     enabled=(bool, Field(True, description="false: this plugin's lifecycle hooks "
+                                                                            "are off for the run.")))
+            host.plugin_settings[name] = model
+        except Exception as exc:  # one broken plugin must not take the tool down
+            host.mark_broken(name, exc)
+            host.pm.unregister(name=name)
 
 
 def _reject_unknown_hooks(host: PluginHost) -> None:

@@ -101,8 +101,8 @@ class Trainer:
         self.preview_batch = fixed_batch(data, cfg.log.samples, self.device)
         self.view = Run(run_dir=self.run_dir, config=cfg, built=self.built, spec=self.spec, device=self.device,
                         total_steps=cfg.train.steps, preview_batch=self.preview_batch, landmarks=data.landmarks,
-                        host=host, hooks=host.lifecycle(self.echo), state=self.state, directory=self.directory,
-                        echo=self.echo)
+                        host=host, hooks=host.lifecycle(self.echo, off=cfg.plugins_off), state=self.state,
+                        directory=self.directory, echo=self.echo)
         if resume:
             self._resume()
         elif from_scratch:
