@@ -20,7 +20,8 @@ _EXPORTS = {
     **dict.fromkeys(("DataSource", "DecodePlan", "ImageSettings", "TensorData"), "gancore.data"),
     **dict.fromkeys(("CheckpointError", "ConfigError", "GancoreError", "PluginError", "TrainingError"),
                     "gancore.errors"),
-    **dict.fromkeys(("Batch", "DataSpec", "Loss", "NetworkWidths", "Networks", "NoSettings", "PenaltyInput",
+    **dict.fromkeys(("Augment", "AugmentSettings", "Batch", "DataSpec", "Loss",
+                     "NetworkWidths", "Networks", "NoSettings", "PenaltyInput",
                      "PenaltySettings", "Regularizer", "Settings", "StepContext", "StepOutput"), "gancore.interfaces"),
     **dict.fromkeys(("Critic", "Generator"), "gancore.modules"),
     **dict.fromkeys(("Metric", "MetricContext"), "gancore.metrics"),
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
     from gancore.data import DataSource, DecodePlan, ImageSettings, TensorData
     from gancore.errors import CheckpointError, ConfigError, GancoreError, PluginError, TrainingError
     from gancore.interfaces import (
+        Augment,
+        AugmentSettings,
         Batch,
         DataSpec,
         Loss,
@@ -83,6 +86,8 @@ __all__ = [
     "DataSpec", "Code",
     # losses and regularizers
     "Loss", "Regularizer", "PenaltyInput", "PenaltySettings",
+    # augmentations of what the critic sees
+    "Augment", "AugmentSettings",
     # data sources
     "DataSource", "TensorData", "ImageSettings", "DecodePlan",
     # metrics

@@ -183,9 +183,9 @@ def plugins() -> None:
 
 @cli.command(name="list")
 @click.argument("kind", required=False,
-                type=click.Choice(["variants", "losses", "regularizers", "datasets", "metrics"]))
+                type=click.Choice(["variants", "losses", "regularizers", "datasets", "metrics", "augments"]))
 def list_(kind: str | None) -> None:
-    """List registered names: variants, losses, regularizers, datasets, metrics (or all)."""
+    """List registered names: variants, losses, regularizers, datasets, metrics, augments (or all)."""
     h = host()
     for k in [kind] if kind else list(PluginHost.registry_kinds):
         registry = h.registry(k)

@@ -69,6 +69,11 @@ def describe(cfg: RunConfig) -> str:
     if not cfg.regularizers:
         parts += ["# regularizers = []  (a list of {name = ..., weight = ...}; see "
                   "`gancore list regularizers`)", ""]
+    if cfg.augment_cls is not None and cfg.augment is not None:
+        named("augment", cfg.augment_cls, cfg.augment)
+    else:
+        parts += ["# augment: none  (augment.name = diffaugment or ada augments what the critic sees; see "
+                  "`gancore list augments`)", ""]
     parts.append("[train]")
     parts.extend(_lines(cfg.train, TrainSettings, section="train", marks=marks))
     parts.append("")

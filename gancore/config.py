@@ -46,6 +46,7 @@ class RawConfig(Settings):
     data: NamedSection
     loss: NamedSection
     regularizers: list[NamedSection] = Field(default_factory=list)
+    augment: NamedSection | None = None
     train: TrainSettings = Field(default_factory=TrainSettings)
     optim: OptimSettings = Field(default_factory=OptimSettings)
     log: LogSettings = Field(default_factory=LogSettings)
@@ -76,6 +77,9 @@ class RunConfig:
     """``data.flip`` of a source that does not declare it (the core's random horizontal flips)."""
     plugins: dict[str, Settings] = field(default_factory=dict)
     """Plugin name -> its own settings (``gancore_plugin_settings``), each with ``enabled``."""
+    augment_cls: type | None = None
+    """The augmentation of the critic's inputs (``augment.name``); None: none."""
+    augment: Settings | None = None
 
     def plugin_settings(self, plugin: str) -> Settings:
         """The settings of ``plugin`` (a plugin that declares them with ``gancore_plugin_settings``)."""
@@ -100,6 +104,8 @@ class RunConfig:
             "data": {**named(self.data_cls, self.data), **({"flip": True} if self.data_flip else {})},
             "loss": named(self.loss_cls, self.loss),
             "regularizers": [named(c, s) for c, s in self.regularizers],
+            **({"augment": named(self.augment_cls, self.augment)}
+               if self.augment_cls is not None and self.augment is not None else {}),
             "train": self.train.model_dump(mode="json"),
             "optim": self.optim.model_dump(mode="json"),
             "log": self.log.model_dump(mode="json"),
@@ -172,7 +178,7 @@ def _plugin_section(registry: Any, section: dict[str, Any], key: str) -> tuple[t
 def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
     check_depth(raw, "config")
     raw = copy.deepcopy(raw)
-    for key in ("variant", "data", "loss"):
+    for key in ("variant", "data", "loss", "augment"):
         if isinstance(raw.get(key), str):
             raw[key] = {"name": raw[key]}
         elif key in raw and not isinstance(raw[key], dict):
@@ -247,6 +253,7 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
         _plugin_section(host.metrics, section, f"eval.metrics.{i}")
         for i, section in enumerate(merged.get("eval", {}).get("metrics", []))
     ]
+    augment_cls, augment_settings = _augment_section(host, merged.get("augment"), data_kind, stored_spec)
     return RunConfig(
         variant_cls=variant_cls,
         variant=variant_settings,
@@ -264,7 +271,22 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
         data_kind=data_kind,
         data_flip=data_flip,
         plugins=plugins,
+        augment_cls=augment_cls,
+        augment=augment_settings,
     )
+
+
+def _augment_section(host: PluginHost, section: Any, kind: str,
+                     stored_spec: DataSpec | None) -> tuple[type | None, Settings | None]:
+    """``augment``: none (absent or null), or the registered augmentation it names, for image data."""
+    if section is None:
+        return None, None
+    if stored_spec is not None and isinstance(section, dict) and section.get("name") not in host.augments:
+        return None, None  # a trained run's augmentation matters to training only
+    cls, settings = _plugin_section(host.augments, section, "augment")
+    if kind != "image":
+        raise ConfigError(f"augment.name: {cls.name} augments images, and the data source gives {kind} data")
+    return cls, settings
 
 
 def _core_flip(host: PluginHost, section: Any, kind: str) -> tuple[Any, bool]:

@@ -67,6 +67,15 @@ def gancore_register_metrics() -> list[type]:
 
 
 @hookspec
+def gancore_register_augments() -> list[type]:
+    """Register augmentations of the critic's inputs (DiffAugment, ADA).
+
+    :return: a list of :class:`gancore.Augment` subclasses, each with a unique ``name``; the run
+        config selects one with ``augment.name`` (no augmentation when the config has no ``augment``).
+    """
+
+
+@hookspec
 def gancore_plugin_settings() -> type | None:
     """Declare this plugin's own settings (a logger's project, a callback's interval).
 

@@ -144,6 +144,62 @@ class Regularizer(Configurable, ABC):
 GradFn = Callable[["Tensor", "Tensor"], "Tensor"]
 
 
+class AugmentSettings(Settings):
+    """Base of an augmentation's settings (``augment.*``)."""
+
+    penalties: bool = Field(
+        True, description="Penalties (R1, gradient penalty) take the critic on augmented images too, their "
+        "gradient flowing back through the augmentation to the images (stylegan2-ada's R1); false: on the "
+        "images as they are.")
+
+
+class Augment(Configurable, ABC):
+    """A differentiable augmentation of every image a critic sees (DiffAugment, ADA), chosen with
+    ``augment.name``. The kernel applies it to the critic's image input, real and generated, in every
+    phase (the generator's included): the gradient flows through it to the generator.
+
+    :meth:`apply` must be differentiable (twice, when a penalty sees it) and draw only from ``rng``: the
+    kernel's own checkpointed stream, so a resumed run is bitwise the same. An adaptive augmentation
+    (ADA) overrides :meth:`observe` and :meth:`adjust`, and keeps what a resume needs in :meth:`state`.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type[Settings]] = AugmentSettings
+
+    def setup(self, device: torch.device, channels: int) -> None:  # noqa: B027 (optional hook)
+        """Allocate device state (ADA's probability) before training; ``channels`` is the data's channels
+        per image. Raise :class:`gancore.ConfigError` for images the augmentation cannot take."""
+
+    @abstractmethod
+    def apply(self, x: Tensor, rng: torch.Generator, groups: int) -> Tensor:
+        """Augment a batch ``x`` of shape ``[N, C, H, W]``, each sample independently. ``groups`` is the
+        number of images stacked along the channels (2 for pix2pix's pair of inputs, each of ``C / groups``
+        channels): geometric changes move them together, colour changes act on each image's channels."""
+
+    @property
+    def adaptive(self) -> bool:
+        """True when the augmentation adjusts itself from the critic's outputs on real images."""
+        return False
+
+    def observe(self, real_out: Tensor) -> None:  # noqa: B027 (optional hook)
+        """The critic's outputs on a real batch (every critic loss computed in the critic's phase)."""
+
+    def adjust(self, critic_updates: int, images: int, mean: Callable[[Tensor], Tensor]) -> None:  # noqa: B027
+        """Called after each critic update: ``images`` per update (every process's), ``mean`` averages a
+        tensor over the processes of a distributed run."""
+
+    def state(self) -> dict[str, Tensor]:
+        """Tensors a resume needs (checkpointed as ``augment.<key>``)."""
+        return {}
+
+    def load_state(self, tensors: dict[str, Tensor]) -> None:  # noqa: B027 (optional hook)
+        """Restore what :meth:`state` returned."""
+
+    def log_values(self) -> dict[str, Tensor]:
+        """Scalars to log as ``augment/<key>`` at each logging step (ADA's ``p``)."""
+        return {}
+
+
 @dataclass
 class Batch:
     """One batch of training data: samples ``x`` and, for labelled data, labels ``y``."""
@@ -172,7 +228,7 @@ class StepOutput:
 
 
 #: Names a network of :class:`Networks` cannot take: they are the checkpoint's other sections.
-RESERVED_NETWORK_NAMES = frozenset({"ema", "optim", "scaler", "rng", "sampler", "state"})
+RESERVED_NETWORK_NAMES = frozenset({"ema", "optim", "scaler", "rng", "sampler", "state", "augment"})
 
 
 @dataclass

@@ -137,6 +137,7 @@ _REGISTRATION_HOOKS = {
     "gancore_register_regularizers": ("regularizers", "regularizer"),
     "gancore_register_datasets": ("datasets", "dataset"),
     "gancore_register_metrics": ("metrics", "metric"),
+    "gancore_register_augments": ("augments", "augment"),
 }
 
 
@@ -148,7 +149,7 @@ class PluginHost:
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         from gancore.data import DataSource
-        from gancore.interfaces import Loss, Regularizer
+        from gancore.interfaces import Augment, Loss, Regularizer
         from gancore.metrics import Metric
         from gancore.variant import Variant
 
@@ -159,6 +160,7 @@ class PluginHost:
         self.regularizers: Registry[Regularizer] = Registry("regularizer", Regularizer, self)
         self.datasets: Registry[DataSource] = Registry("dataset", DataSource, self)
         self.metrics: Registry[Metric] = Registry("metric", Metric, self)
+        self.augments: Registry[Augment] = Registry("augment", Augment, self)
         self.plugin_settings: dict[str, type[Any]] = {}
         """Plugin name -> its settings model (``gancore_plugin_settings``; ``enabled`` added)."""
 
@@ -299,7 +301,8 @@ def build_host(candidates: Iterable[tuple[str, str, Any]]) -> PluginHost:
 
 
 #: Config sections of the core: no plugin's settings may take these names.
-CORE_SECTIONS = frozenset({"variant", "data", "loss", "regularizers", "train", "optim", "log", "eval", "name"})
+CORE_SECTIONS = frozenset({"variant", "data", "loss", "regularizers", "augment", "train", "optim", "log", "eval",
+                           "name"})
 
 
 def _collect_settings(host: PluginHost) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gancore import hookimpl
+from gancore.augment import BUILTIN_AUGMENTS
 from gancore.data.celeba import CelebA
 from gancore.data.classic import CIFAR10, MNIST, FashionMNIST
 from gancore.data.digits import Digits
@@ -38,3 +39,8 @@ def gancore_register_regularizers() -> list[type]:
 @hookimpl
 def gancore_register_metrics() -> list[type]:
     return [Modes, *BUILTIN_METRICS, *MANIFOLD_METRICS, *TRANSLATION_METRICS]
+
+
+@hookimpl
+def gancore_register_augments() -> list[type]:
+    return list(BUILTIN_AUGMENTS)

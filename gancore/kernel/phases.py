@@ -10,6 +10,8 @@ read once per ``log.every`` steps.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -127,6 +129,8 @@ class PhaseRunner:
     stats: StepStats
     accumulate: int = 1
     """Micro-batches per update (``train.accumulate``)."""
+    mean: Callable[[Tensor], Tensor] = staticmethod(lambda t: t)
+    """Averages a tensor over the processes (the distributed run's all-reduce)."""
     _stepped: set[str] = field(default_factory=set)
     """The players whose step has run once in this process (a failure before is the plugin's)."""
 
@@ -138,17 +142,24 @@ class PhaseRunner:
             updaters[name].optimizer.zero_grad(set_to_none=True)
         for other in frozen:  # no gradients for the players that are not being updated
             other.freeze(True)
+        augment = self.state.augment
+        if augment is not None:
+            augment.observing = phase.player == CRITIC
         try:
             self._update(phase, [updaters[name] for name in phase.players], batch, ctx)
         finally:
             for other in frozen:
                 other.freeze(False)
+            if augment is not None:
+                augment.observing = False
         for name in phase.players:
             self.state.updates[name] += 1
         if phase.player == CRITIC:
             critic: nn.Module = self.built.nets.get(CRITIC)
             for reg in self.built.regularizers:
                 reg.after_step(critic)
+            if augment is not None:
+                augment.after_critic_update(self.state.critic_steps, self.mean)
 
     def _forward(self, phase: Phase, batch: Batch, ctx: StepContext) -> StepOutput:
         variant = self.built.variant
@@ -179,7 +190,8 @@ class PhaseRunner:
             loss = self._add_terms(phase.player, out, ctx.step, share)
             penalised: list[str] = []
             if phase.player == CRITIC and out.penalties:
-                penalty, penalised = self._penalties(out, scaler, ctx.step, share)
+                with self._penalty_view():
+                    penalty, penalised = self._penalties(out, scaler, ctx.step, share)
                 loss = loss + penalty
             try:
                 scaler.scale(loss * share if share != 1.0 else loss).backward()
@@ -190,6 +202,19 @@ class PhaseRunner:
         for updater in updaters:
             scaler.step(updater.optimizer)
         scaler.update()
+
+    @contextmanager
+    def _penalty_view(self) -> Iterator[None]:
+        """With ``augment.penalties = false`` the penalties take the critic on the images as they are."""
+        augment = self.state.augment
+        if augment is None:
+            yield
+            return
+        augment.active = bool(getattr(augment.augment.config, "penalties", True))
+        try:
+            yield
+        finally:
+            augment.active = True
 
     def _add_terms(self, player: str, out: StepOutput, step: int, share: float = 1.0) -> Tensor:
         if not out.terms:

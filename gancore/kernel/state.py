@@ -12,7 +12,8 @@ Keys (format version 1; the ``updates`` entry was added later and is optional):
   ``ema`` (the generator's moving average; ``ema_<player>`` for another averaged player),
   ``state_<name>`` (the variant's :attr:`~gancore.Networks.state`);
   ``optim.<player>.<param index>.<state key>``; ``rng.torch``, ``rng.cuda`` (CUDA runs),
-  ``rng.latent``; ``sampler.<key>``;
+  ``rng.latent``; ``sampler.<key>``; with ``augment.name``, ``rng.augment`` and ``augment.<key>`` (the
+  augmentation's state, ADA's ``p``);
 - metadata ``format``, ``format_version``, ``step``, ``critic_steps``, ``updates`` (JSON: updates per
   player), ``config``, ``versions``, ``data_spec``, ``precision``, ``optim.<player>`` (JSON: the
   optimizer's non-tensor state), ``scaler.<player>`` (JSON), ``sampler`` (JSON), and ``codes`` (JSON:
@@ -40,6 +41,7 @@ from gancore.variant import CRITIC
 if TYPE_CHECKING:
     from gancore.config import RunConfig
     from gancore.data import TensorData
+    from gancore.kernel.augment import CriticAugment
     from gancore.kernel.distributed import Dist
     from gancore.kernel.precision import Precision
 
@@ -143,6 +145,8 @@ class TrainState:
         """Completed optimizer updates per player (lazy regularization counts the critic's)."""
         self.interval_start = 0
         """The step the current logging interval started at (the last log, or the resume)."""
+        self.augment: CriticAugment | None = None
+        """``augment.name``'s runtime: its stream and state are checkpointed (``rng.augment``, ``augment.*``)."""
 
     @classmethod
     def fresh(cls, cfg: RunConfig, built: BuiltRun, trained: list[str], data: TensorData, precision: Precision,
@@ -211,6 +215,8 @@ class TrainState:
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         tensors["rng.latent"] = self.shared_rng.get_state()
+        if self.augment is not None:
+            tensors.update(self.augment.state())
         sampler_tensors, sampler_scalars = self.sampler.state()
         tensors.update({f"sampler.{k}": v for k, v in sampler_tensors.items()})
         meta["sampler"] = json.dumps(sampler_scalars)
@@ -233,6 +239,10 @@ class TrainState:
                 own, global_seed = process_seeds(seed, rank, ckpt.step)
                 self.rng.manual_seed(own)
                 torch.manual_seed(global_seed)
+            if self.augment is not None:
+                self.augment.restore(ckpt.tensors)
+                if distributed:
+                    self.augment.rng.manual_seed(process_seeds(seed, rank, ckpt.step)[0] + 2)
             self.sampler.restore(ckpt.section("sampler"), ckpt.json("sampler"))
             updates = ckpt.json("updates") if "updates" in ckpt.metadata else {
                 CRITIC: int(ckpt.metadata.get("critic_steps", 0)), "generator": ckpt.step}

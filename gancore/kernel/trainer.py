@@ -22,8 +22,9 @@ import torch
 from gancore.config import RunConfig
 from gancore.data import TensorData
 from gancore.errors import ConfigError, TrainingError
-from gancore.interfaces import StepContext
+from gancore.interfaces import Networks, StepContext
 from gancore.kernel import checkpoint as ck
+from gancore.kernel.augment import CriticAugment
 from gancore.kernel.build import BuiltRun, build_run, check_against_variant, ema_update, phase_views
 from gancore.kernel.distributed import from_env
 from gancore.kernel.drawing import fixed_batch
@@ -33,7 +34,7 @@ from gancore.kernel.precision import Precision, resolve_device, resolve_precisio
 from gancore.kernel.run_dir import RunDirectory
 from gancore.kernel.run_view import Run
 from gancore.kernel.sampler import BatchSampler
-from gancore.kernel.state import TrainState, Updater
+from gancore.kernel.state import TrainState, Updater, process_seeds
 from gancore.plugins import PluginHost
 
 
@@ -95,8 +96,10 @@ class Trainer:
         self.stats = StepStats(self.device)
         views = phase_views(self.built, trained, distributed=self.dist.enabled, device=self.device,
                             compile_networks=cfg.train.compile)
+        if cfg.augment_cls is not None:
+            views = self._augmented(views)
         self.runner = PhaseRunner(self.built, self.precision, self.state, views, self.stats,
-                                  accumulate=cfg.train.accumulate)
+                                  accumulate=cfg.train.accumulate, mean=self.dist.all_reduce_mean)
         self._scheduled = [p for p in trained if cfg.optim.for_player(p).scheduled]
         self.preview_batch = fixed_batch(data, cfg.log.samples, self.device)
         self.view = Run(run_dir=self.run_dir, config=cfg, built=self.built, spec=self.spec, device=self.device,
@@ -111,6 +114,22 @@ class Trainer:
         self.dist.barrier()  # every process has checked before the main one creates anything
         self.directory.create(cfg.to_dict())
         self.dist.barrier()
+
+    def _augmented(self, views: dict[str, Networks]) -> dict[str, Networks]:
+        """``augment.name``: every phase's critic augments its image input (:mod:`gancore.kernel.augment`)."""
+        cfg = self.cfg
+        if self.built.nets.critic is None:
+            raise ConfigError(f"augment.name: variant {cfg.variant_cls.name!r} has no critic to augment the inputs of")
+        seed = cfg.train.seed + 2
+        if self.dist.enabled:
+            seed = process_seeds(cfg.train.seed, self.dist.rank)[0] + 2
+        rng = torch.Generator(device=self.device).manual_seed(seed)
+        augment = CriticAugment(cfg.augment_cls(cfg.augment), rng, int(self.spec.shape[0]), self.device,
+                                cfg.train.batch_size * self.dist.world_size)
+        augment.tap(self.built.variant.loss)
+        self.state.augment = augment
+        return {player: nets.replace(critic=augment.wrap(nets.critic)) if nets.critic is not None else nets
+                for player, nets in views.items()}
 
     # -- names the tests, benchmarks and plugins read ---------------------------------------
     @property
@@ -242,6 +261,8 @@ class Trainer:
         record.update({k: float(v) for k, v in zip(keys, values, strict=True)})
         for name in self._scheduled:  # the rate of the interval's last step
             record[f"{name}/lr"] = float(state.updaters[name].optimizer.param_groups[0]["lr"])
+        if state.augment is not None:
+            record.update({k: float(v) for k, v in state.augment.log_values().items()})
         record["it_per_s"] = state.interval_steps / max(now - self._interval_start, 1e-9)
         self._interval_start = now
         self._check_finite([k for k, v in record.items() if not math.isfinite(v)])
