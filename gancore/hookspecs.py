@@ -196,7 +196,8 @@ def gancore_run_end(run_dir: str, step: int, status: str, run: Run) -> None:
 
     :param run_dir: the run directory.
     :param step: the number of completed generator steps.
-    :param status: ``"completed"``, or ``"failed"`` when training stopped on an error.
+    :param status: ``"completed"``; ``"stopped"`` when a plugin ended it early (``run.stop``); or
+        ``"failed"`` when training stopped on an error.
     :param run: the run.
     :return: nothing.
     """

@@ -123,3 +123,35 @@ def test_new_hooks_see_the_run(install_plugin, tmp_path):
                       ["checkpoint", 2, "step_0000002.safetensors"], ["step_end", 3, 3, True],
                       ["samples", 3, "step_0000003.png"], ["evaluated", 3, ["fid"]],
                       ["checkpoint", 3, "step_0000003.safetensors"]]
+
+
+def test_a_plugin_stops_the_run_early_and_resume_continues_it(install_plugin, tmp_path):
+    ends = tmp_path / "ends.txt"
+    install_plugin("stopper", f"""
+        from pathlib import Path
+        from gancore import hookimpl
+
+        @hookimpl
+        def gancore_step_end(step, run):
+            if step == 3:
+                run.stop("the loss plateaued")
+
+        @hookimpl
+        def gancore_run_end(step, status):
+            with Path({str(ends)!r}).open("a") as fh:
+                fh.write(f"{{status}} {{step}}\\n")
+    """)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["run", "dcgan", "--out", str(run), *RUN])
+    assert result.exit_code == 0, result.output
+    assert "stopped early (the loss plateaued): 3 steps" in result.output
+    assert json.loads((run / "stopped.json").read_text()) == {"step": 3, "reason": "the loss plateaued"}
+    assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "step_0000003.safetensors"
+    assert ends.read_text().split("\n")[0] == "stopped 3"
+    result = CliRunner().invoke(cli, ["run", "dcgan", "--out", str(run), "--resume", *RUN])
+    assert result.exit_code == 0, result.output
+    assert "done: 6 steps" in result.output
+    assert not (run / "stopped.json").exists()
+    assert ends.read_text().split("\n")[1] == "completed 6"
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]

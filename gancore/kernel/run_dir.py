@@ -111,6 +111,16 @@ class RunDirectory:
             old.unlink()
         return path
 
+    def write_stopped(self, step: int, reason: str) -> None:
+        """``stopped.json``: the run ended at ``step`` before its last step, and why."""
+        if self.main:
+            write_text_atomic(json.dumps({"step": step, "reason": reason}) + "\n", self.path / "stopped.json")
+
+    def clear_stopped(self) -> None:
+        """A resumed run goes on: the stop it continues from is no longer the run's end."""
+        if self.main:
+            (self.path / "stopped.json").unlink(missing_ok=True)
+
     def newest_samples(self) -> Path | None:
         found = sorted(self.samples.glob("step_*.png")) if self.samples.is_dir() else []
         return found[-1] if found else None

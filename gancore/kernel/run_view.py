@@ -53,6 +53,15 @@ class Run:
     last_samples: Path | None = None
     """The newest sample grid a plugin announced (:meth:`samples_saved`)."""
     extras: dict[str, Any] = field(default_factory=dict)
+    stop_reason: str | None = None
+    """Set by :meth:`stop`: why the run ends before ``train.steps``."""
+
+    def stop(self, reason: str) -> None:
+        """End the run after this step, before ``train.steps`` (early stopping, a sweep's pruner): the kernel
+        writes a checkpoint and ``stopped.json`` (step and ``reason``) and ends the run with status
+        ``stopped``; ``--resume`` continues it. Under torch.distributed the processes stop together at the
+        next logging step."""
+        self.stop_reason = reason
 
     @property
     def last_checkpoint(self) -> Path | None:

@@ -44,6 +44,8 @@ class TrainResult:
     seconds: float
     checkpoint: Path | None
     samples: Path | None
+    stopped: str | None = None
+    """Why the run ended before ``train.steps`` (a plugin's ``run.stop(reason)``); None: it completed."""
 
 
 def _silent(_: str) -> None:
@@ -197,22 +199,23 @@ class Trainer:
 
             bar = tqdm(total=total, initial=self.step, unit="it", dynamic_ncols=True, leave=True)
         started = time.perf_counter()
+        self.directory.clear_stopped()
         status = "failed"
         try:
             self._interval_start = time.perf_counter()
             self.state.interval_start = self.step
             self.advance(total - self.step, bar)
-            status = "completed"
+            status = "stopped" if self.view.stop_reason is not None else "completed"
         finally:
             if bar is not None:
                 bar.close()
             self.sampler.close()
             self._hook("gancore_run_end", run_dir=str(self.run_dir), step=self.step, status=status)
-            if self.dist.enabled and status == "completed":
+            if self.dist.enabled and status != "failed":
                 self._end_distributed()
             self.directory.release()
         return TrainResult(self.step, time.perf_counter() - started, self.directory.last_checkpoint,
-                           self.directory.newest_samples())
+                           self.directory.newest_samples(), self.view.stop_reason)
 
     def _end_distributed(self) -> None:
         """Release the DDP wrappers (their reducers hold the process group and its gloo/NCCL
@@ -241,8 +244,25 @@ class Trainer:
                 if bar is not None:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if "/" in k}, refresh=False)
             self._hook("gancore_step_end", step=self.step)
-            if (cfg.log.checkpoint_every and self.step % cfg.log.checkpoint_every == 0) or last:
+            due = (cfg.log.checkpoint_every and self.step % cfg.log.checkpoint_every == 0) or last
+            stop = not last and self._stop_requested()
+            if due or stop:
                 self._checkpoint()
+            if stop:
+                reason = self.view.stop_reason = self.view.stop_reason or "stopped by another process"
+                self.directory.write_stopped(self.step, reason)
+                self.echo(f"stopped at step {self.step}: {reason}")
+                return
+
+    def _stop_requested(self) -> bool:
+        """A plugin called ``run.stop``: at once in one process; under torch.distributed at a logging step,
+        where the processes agree (one all-reduce, as the log's)."""
+        asked = self.view.stop_reason is not None
+        if not self.dist.enabled:
+            return asked
+        if self.step % self.cfg.log.every:
+            return False
+        return bool(self.dist.any(torch.tensor(asked, device=self.device)))
 
     def _check_finite(self, names: list[str] | None = None) -> None:
         if bool(self.stats.nonfinite):

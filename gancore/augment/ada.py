@@ -1,10 +1,5 @@
-"""Built-in augmentations of what the critic sees: DiffAugment (Zhao et al. 2020) and ADA (Karras et al.
-2020). The kernel applies the chosen one (``augment.name``) to the critic's image input in every phase;
-see :class:`gancore.Augment` and :mod:`gancore.kernel.augment`.
-
-Both are differentiable (the generator learns through them) and twice differentiable (R1 and the
-gradient penalty take them), and draw only from the generator they are given.
-"""
+"""ADA (Karras et al. 2020): stylegan2-ada-pytorch's ``training/augment.py`` pipeline ``bgc`` and its
+adaptive probability."""
 
 from __future__ import annotations
 
@@ -12,8 +7,9 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
+from gancore.augment.diffaugment import per_image
 from gancore.errors import ConfigError
 from gancore.interfaces import Augment, AugmentSettings
 from gancore.lazy import lazy_module
@@ -23,108 +19,6 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 torch = lazy_module("torch")
-F = lazy_module("torch.nn.functional")
-
-
-def _groups(x: Tensor, groups: int) -> Tensor:
-    """``[N, C, H, W]`` as ``[N, groups, C / groups, H, W]``: each stacked image's channels apart."""
-    n, c, h, w = x.shape
-    return x.reshape(n, groups, c // groups, h, w)
-
-
-# -- DiffAugment ------------------------------------------------------------------------------------------
-
-POLICIES = ("color", "translation", "cutout")
-
-
-class DiffAugmentSettings(AugmentSettings):
-    policy: str = Field(
-        "color,translation,cutout", description="Comma-separated: color (brightness, saturation, contrast), "
-        "translation (shifts of up to translation_ratio of the side, zero-padded), cutout (a square of "
-        "cutout_ratio of the side set to zero); the paper's policy is all three.")
-    translation_ratio: float = Field(0.125, ge=0.0, le=0.5, description="Largest shift, as a fraction of the side.")
-    cutout_ratio: float = Field(0.5, ge=0.0, le=1.0, description="Side of the cut-out square, as a fraction.")
-
-    @field_validator("policy")
-    @classmethod
-    def _policy(cls, value: str) -> str:
-        parts = [p.strip() for p in value.split(",") if p.strip()]
-        unknown = [p for p in parts if p not in POLICIES]
-        if unknown or not parts:
-            raise ValueError(f"expected a comma-separated list of {', '.join(POLICIES)}, got {value!r}")
-        if len(set(parts)) != len(parts):
-            raise ValueError(f"lists a policy twice: {value!r}")
-        return ",".join(parts)
-
-
-class DiffAugment(Augment):
-    """DiffAugment (Zhao et al. 2020): colour, translation and cutout on every image the critic sees."""
-
-    name = "diffaugment"
-    Config = DiffAugmentSettings
-
-    def apply(self, x: Tensor, rng: _torch.Generator, groups: int) -> Tensor:
-        c = self.config
-        for policy in c.policy.split(","):
-            if policy == "color":
-                x = self._brightness(x, rng)
-                x = self._saturation(x, rng, groups)
-                x = self._contrast(x, rng, groups)
-            elif policy == "translation":
-                x = self._translation(x, rng)
-            else:
-                x = self._cutout(x, rng)
-        return x
-
-    @staticmethod
-    def _rand(x: Tensor, rng: _torch.Generator) -> Tensor:
-        return torch.rand(x.shape[0], 1, 1, 1, generator=rng, device=x.device, dtype=torch.float32)
-
-    def _brightness(self, x: Tensor, rng: _torch.Generator) -> Tensor:
-        return x + (self._rand(x, rng) - 0.5).to(x.dtype)
-
-    def _saturation(self, x: Tensor, rng: _torch.Generator, groups: int) -> Tensor:
-        g = _groups(x, groups)
-        mean = g.mean(dim=2, keepdim=True)
-        factor = (self._rand(x, rng) * 2).to(x.dtype).unsqueeze(1)
-        return ((g - mean) * factor + mean).reshape(x.shape)
-
-    def _contrast(self, x: Tensor, rng: _torch.Generator, groups: int) -> Tensor:
-        g = _groups(x, groups)
-        mean = g.mean(dim=(2, 3, 4), keepdim=True)
-        factor = (self._rand(x, rng) + 0.5).to(x.dtype).unsqueeze(1)
-        return ((g - mean) * factor + mean).reshape(x.shape)
-
-    def _translation(self, x: Tensor, rng: _torch.Generator) -> Tensor:
-        n, _, h, w = x.shape
-        ratio = self.config.translation_ratio
-        sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-        ty = torch.randint(-sh, sh + 1, (n, 1, 1), generator=rng, device=x.device)
-        tx = torch.randint(-sw, sw + 1, (n, 1, 1), generator=rng, device=x.device)
-        rows = torch.arange(h, device=x.device).view(1, h, 1)
-        cols = torch.arange(w, device=x.device).view(1, 1, w)
-        # the official code's index arithmetic: a one-pixel zero border, indices clamped into it
-        iy = (rows + ty + 1).clamp(0, h + 1).expand(n, h, w)
-        ix = (cols + tx + 1).clamp(0, w + 1).expand(n, h, w)
-        padded = F.pad(x, [1, 1, 1, 1])
-        flat = (iy * (w + 2) + ix).reshape(n, 1, h * w).expand(n, x.shape[1], h * w)
-        return padded.reshape(n, x.shape[1], -1).gather(2, flat).reshape(x.shape)
-
-    def _cutout(self, x: Tensor, rng: _torch.Generator) -> Tensor:
-        n, _, h, w = x.shape
-        ratio = self.config.cutout_ratio
-        ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-        oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=rng, device=x.device)
-        ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=rng, device=x.device)
-        rows = torch.arange(h, device=x.device).view(1, h, 1)
-        cols = torch.arange(w, device=x.device).view(1, 1, w)
-        # the square [o - size//2, o - size//2 + size), as the official code cuts it (it always meets the image)
-        top, left = oy - ch // 2, ox - cw // 2
-        inside = (rows >= top) & (rows < top + ch) & (cols >= left) & (cols < left + cw)
-        return x * (~inside).unsqueeze(1).to(x.dtype)
-
-
-# -- ADA --------------------------------------------------------------------------------------------------
 
 
 class ADASettings(AugmentSettings):
@@ -398,13 +292,10 @@ class ADA(Augment):
             return x
         m = m.to(x.dtype)
         shape = x.shape
-        img = _groups(x, groups).reshape(n, groups, self.channels, -1)  # [N, G, c, HW]
+        img = per_image(x, groups).reshape(n, groups, self.channels, -1)  # [N, G, c, HW]
         if self.channels == 3:
             out = m[:, None, :3, :3] @ img + m[:, None, :3, 3:]
         else:  # one channel: stylegan2-ada's mean of the RGB rows
             mono = m[:, :3, :].mean(dim=1, keepdim=True)  # [N, 1, 4]
             out = img * mono[:, None, :, :3].sum(dim=3, keepdim=True) + mono[:, None, :, 3:]
         return out.reshape(shape)
-
-
-BUILTIN_AUGMENTS = (DiffAugment, ADA)
