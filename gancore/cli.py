@@ -157,7 +157,8 @@ def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str |
     if os.environ.get("RANK", "0") != "0":
         return
     click.echo(
-        f"done: {result.step} steps in {result.seconds:.1f} s; "
+        (f"stopped early ({result.stopped}): " if result.stopped else "done: ")
+        + f"{result.step} steps in {result.seconds:.1f} s; "
         f"samples: {result.samples}; checkpoint: {result.checkpoint}"
     )
 
@@ -350,9 +351,11 @@ def export_(source: str, fmt: str, out: str, player: str | None) -> None:
 
 
 from gancore.cli_data import data  # noqa: E402
+from gancore.cli_sweep import sweep  # noqa: E402
 from gancore.cli_weights import weights  # noqa: E402
 
 cli.add_command(data)
+cli.add_command(sweep)
 cli.add_command(weights)
 CORE_COMMANDS = frozenset(cli.commands)
 

@@ -23,7 +23,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "gancore.metrics.stats", "gancore.data.cifar_batch", "gancore.nets.attention")),
     ("contracts", ("gancore.interfaces", "gancore.modules", "gancore.variant", "gancore.sections",
                    "gancore.data", "gancore.metrics")),
-    ("built-ins", ("gancore.losses", "gancore.regularizers", "gancore.nets.*", "gancore.games", "gancore.data.*",
+    ("built-ins", ("gancore.losses", "gancore.regularizers", "gancore.augment.*", "gancore.nets.*", "gancore.games",
+                   "gancore.data.*",
                    "gancore.metrics.*", "gancore.translation.*")),
     ("config and host", ("gancore.config", "gancore.plugins", "gancore.confdoc")),
     ("kernel", ("gancore.kernel.*",)),
@@ -31,7 +32,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                         "gancore.export")),
     ("default plugins", ("gancore.default_plugins.*",)),
     ("composition root", ("gancore.app",)),
-    ("entry points", ("gancore.cli", "gancore.cli_data", "gancore.cli_weights", "gancore.__main__",
+    ("entry points", ("gancore.cli", "gancore.cli_data", "gancore.cli_sweep", "gancore.cli_weights", "gancore.__main__",
+                      "gancore.sweep.*",
                       "gancore.testing", "gancore.api")),
 ]
 
