@@ -56,6 +56,8 @@ def pack(source: str, out: str, sets: tuple[str, ...], config_file: str | None, 
         raise ConfigError(f"--out: {target} exists and is not a file")
     result = pack_source(cls(settings), target, workers=workers or default_workers(), skip_bad=skip_bad,
                          progress=progress)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     for path, error in result.skipped:
         click.echo(f"skipped {path}: {error}", err=True)
     skipped = f", skipped {len(result.skipped)} unreadable" if result.skipped else ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -57,6 +57,9 @@ class TensorData:
     """For uint8 images (a pack): data up to this many bytes are copied onto the training device;
     larger data stay memory-mapped and batches are gathered from the file in the background.
     None: always copied."""
+    notes: list[str] = field(default_factory=list)
+    """What the source left out and why (ignored folders, skipped files): said to the user when the
+    data is loaded (``note: ...``)."""
 
     @property
     def encoded(self) -> bool:
@@ -112,6 +115,8 @@ class DecodePlan:
     resize_filter: str = "none"
     crop_size: int | None = None
     """Images decoded at ``shape`` are cut to random squares of this side per batch (``crop=random``)."""
+    notes: list[str] = field(default_factory=list)
+    """What the source left out and why (see :attr:`TensorData.notes`)."""
 
 
 class DataSource(Configurable, ABC):

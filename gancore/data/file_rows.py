@@ -94,15 +94,43 @@ class FileImageSettings(ImageSettings):
                                             "ahead) instead of holding them all in memory; the same batches.")
     workers: int = Field(2, ge=1, le=64,
                          description="Decoding processes when stream is on (1: in the training process).")
+    skip_bad: bool = Field(False, description="Leave out the files that do not decode (each named in a note) instead "
+                                              "of stopping at the first, as `gancore data pack --skip-bad` does.")
+
+
+def _skip_bad(plan: DecodePlan) -> tuple[DecodePlan, list[np.ndarray]]:
+    """The plan without the files that fail to decode (and those files' images, decoded once)."""
+    from dataclasses import replace
+
+    from gancore.errors import ConfigError
+
+    good, images, bad = [], [], []
+    for i, path in enumerate(plan.files):
+        try:
+            images.append(_decode((plan.decode, path)))
+            good.append(i)
+        except ConfigError as exc:
+            bad.append(str(exc).removeprefix("data.path: "))
+    if not good:
+        raise ConfigError(f"data.path: none of the {len(plan.files)} images decodes (first: {bad[0]})")
+    notes = [*plan.notes, *(f"data.skip_bad: skipped {b}" for b in bad[:20])]
+    if len(bad) > 20:
+        notes.append(f"data.skip_bad: skipped {len(bad) - 20} more unreadable files")
+    labels = None if plan.labels is None else [plan.labels[i] for i in good]
+    return replace(plan, files=[plan.files[i] for i in good], labels=labels, notes=notes), images
 
 
 def plan_data(plan: DecodePlan, settings: FileImageSettings) -> TensorData:
     """A file-backed source's data from its decode plan: decoded into memory now, or (``stream``)
     :class:`FileRows` decoded batch by batch in worker processes."""
+    images: list[np.ndarray] | None = None
+    if getattr(settings, "skip_bad", False):
+        plan, images = _skip_bad(plan)
     labels = None if plan.labels is None else torch.tensor(plan.labels, dtype=torch.int64)
     classes = plan.num_classes if labels is not None else 0
     if settings.stream:
         return TensorData(x=FileRows(plan, settings.workers), y=labels,  # type: ignore[arg-type]
-                          num_classes=classes, resident_bytes=0, crop_size=plan.crop_size)
-    x = TensorData.decoded(FileRows(plan, workers=1)[:])
-    return TensorData(x=x, y=labels, num_classes=classes, crop_size=plan.crop_size)
+                          num_classes=classes, resident_bytes=0, crop_size=plan.crop_size, notes=plan.notes)
+    rows = FileRows(plan, workers=1)
+    x = TensorData.decoded(rows._stack(images) if images is not None else rows[:])
+    return TensorData(x=x, y=labels, num_classes=classes, crop_size=plan.crop_size, notes=plan.notes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -20,6 +21,11 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 class ImageFolderSettings(FileImageSettings, CropSettings):
     path: str = Field(..., description="Folder of images; class subfolders give labels.")
+    layout: Literal["auto", "flat", "classes"] = Field(
+        "auto", description="auto: the images at the top of path, or (when there are none) each subfolder a class; "
+                            "a folder with both is refused. flat: the top-level images only (subfolders ignored); "
+                            "classes: each subfolder a class (top-level images ignored). Hidden folders and "
+                            "files and __MACOSX are always ignored.")
 
 
 def read_image(path: Path, size: int, channels: int, crop: int = 0,
@@ -59,8 +65,14 @@ def read_image(path: Path, size: int, channels: int, crop: int = 0,
         raise ConfigError(f"data.path: {where} is too large to decode safely ({exc}); set {MAX_PIXELS_ENV}=N "
                           f"(now {max_image_pixels():,}; Pillow refuses twice that) to raise it for images you "
                           "trust") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ConfigError(f"data.path: cannot read image {where}: {exc}") from None
+    except ConfigError:
+        raise
+    except MemoryError:
+        raise ConfigError(f"data.path: cannot read image {where}: it does not fit in memory") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise anything (SyntaxError, zlib, struct, ...)
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        kind = "" if isinstance(exc, UnidentifiedImageError | OSError) else f"{type(exc).__name__}: "
+        raise ConfigError(f"data.path: cannot read image {where}: {kind}{message}") from None
     return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
 
 
@@ -102,8 +114,23 @@ def load_image(path: Path, size: int, channels: int) -> torch.Tensor:
     return TensorData.decoded(torch.from_numpy(read_image(path, size, channels)))
 
 
+#: Folders that archivers and tools leave beside images (besides any hidden one, whose name starts with ".").
+JUNK_FOLDERS = frozenset({"__MACOSX"})
+
+
+def ignored(entry: Path) -> bool:
+    """Hidden entries (``.ipynb_checkpoints``, ``.DS_Store``, macOS's ``._name`` files) and known junk."""
+    return entry.name.startswith(".") or entry.name in JUNK_FOLDERS
+
+
 def image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """The image files directly in ``folder`` (regular files with an image suffix, not hidden)."""
+    return sorted(p for p in folder.iterdir()
+                  if not ignored(p) and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 class ImageFolder(DataSource):
@@ -114,7 +141,7 @@ class ImageFolder(DataSource):
 
     def decode_plan(self) -> DecodePlan:
         """The files to decode and how, for ``gancore data pack`` (decoded in worker processes)."""
-        files, classes = self._files()
+        files, classes, notes = self._layout()
         labels = [label for label, _ in files] if classes else None
         c = self.config
         side = c.stored_size(c.image_size)
@@ -122,23 +149,49 @@ class ImageFolder(DataSource):
                           decode=functools.partial(read_image, size=side, channels=c.channels,
                                                    square_only=c.crop == "none"),
                           shape=(c.channels, side, side), crop=c.crop_label(c.image_size), resize_filter="lanczos",
-                          crop_size=c.crop_size(c.image_size))
+                          crop_size=c.crop_size(c.image_size), notes=notes)
 
-    def _files(self) -> tuple[list[tuple[int, Path]], list[Path]]:
+    def _layout(self) -> tuple[list[tuple[int, Path]], list[Path], list[str]]:
+        """(label, file) pairs, the class folders, and notes on what was left out (``data.layout``)."""
         root = Path(self.config.path).expanduser()
         if not root.is_dir():
             raise ConfigError(f"data.path: {root} is not a folder")
-        classes = sorted(p for p in root.iterdir() if p.is_dir())
-        if classes:
-            groups = [(i, image_files(d)) for i, d in enumerate(classes)]
+        entries = sorted(root.iterdir())
+        junk = [e.name for e in entries if ignored(e) and e.is_dir()]
+        folders = [e for e in entries if not ignored(e) and e.is_dir()]
+        top = image_files(root)
+        layout = self.config.layout
+        notes = [f"data.path: ignored {', '.join(junk)} in {root} (hidden or archive folders)"] if junk else []
+        if layout == "auto" and top and folders:
+            counts = ", ".join(f"{f.name}: {_count(len(image_files(f)), 'image')}" for f in folders[:5])
+            more = f", +{len(folders) - 5} more" if len(folders) > 5 else ""
+            raise ConfigError(f"data.path: {root} holds {_count(len(top), 'image')} at its top level and "
+                              f"{_count(len(folders), 'subfolder')} ({counts}{more}); set data.layout = 'flat' (the "
+                              "top-level images, subfolders ignored) or 'classes' (each subfolder a class)")
+        if layout == "flat" or (layout == "auto" and not folders):
+            if folders:
+                notes.append(f"data.path: ignored {_count(len(folders), 'subfolder')} of {root} "
+                             f"({', '.join(f.name for f in folders[:5])}{', ...' if len(folders) > 5 else ''}; "
+                             "data.layout = 'flat')")
+            files = [(0, f) for f in top]
+            classes: list[Path] = []
         else:
-            groups = [(0, image_files(root))]
-        files = [(label, f) for label, fs in groups for f in fs]
+            if top:
+                notes.append(f"data.path: ignored the {_count(len(top), 'image')} at the top level of {root} "
+                             "(data.layout = 'classes')")
+            classes = folders
+            files = []
+            for label, folder in enumerate(classes):
+                found = image_files(folder)
+                if not found:
+                    raise ConfigError(f"data.path: class folder {folder} holds no images "
+                                      f"({', '.join(sorted(IMAGE_SUFFIXES))}); remove it, or set data.layout = 'flat'")
+                files += [(label, f) for f in found]
         if not files:
             raise ConfigError(
                 f"data.path: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {root}"
             )
-        return files, classes
+        return files, classes, notes
 
     def load(self) -> TensorData:
         return plan_data(self.decode_plan(), self.config)

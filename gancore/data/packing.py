@@ -35,6 +35,8 @@ class PackResult:
     count: int
     sha256: str
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the source left out (ignored folders; see ``TensorData.notes``)."""
 
 
 def _decode_one(args: tuple[Callable[[Path], Any], Path]) -> tuple[np.ndarray | None, str]:
@@ -70,6 +72,7 @@ def pack_source(source: DataSource, out: Path, *, workers: int = 1, skip_bad: bo
     """Decode ``source`` into the pack ``out`` (written atomically)."""
     plan = source.decode_plan() if hasattr(source, "decode_plan") else None
     if plan is not None:
+        skip_bad = skip_bad or bool(getattr(source.config, "skip_bad", False))
         return _pack_files(source, plan, Path(out), workers=workers, skip_bad=skip_bad, progress=progress)
     return _pack_loaded(source, Path(out))
 
@@ -120,7 +123,7 @@ def _pack_files(source: DataSource, plan: DecodePlan, out: Path, *, workers: int
             writer.abort()
             raise
         del scratch
-    return PackResult(out, count, digest, skipped)
+    return PackResult(out, count, digest, skipped, list(plan.notes))
 
 
 def _quantised(x: Any) -> np.ndarray:

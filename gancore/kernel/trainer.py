@@ -80,6 +80,8 @@ class Trainer:
         from_scratch = self.directory.check(resume)
         resume = resume and not from_scratch
         data: TensorData = cfg.data_cls(cfg.data).load()
+        for note in data.notes:
+            self.echo(f"note: {note}")
         if cfg.data_flip:  # data.flip of a source without its own: the sampler flips images
             if data.x.dim() != 4:
                 raise ConfigError(f"data.flip: flips images, and data source {cfg.data_cls.name!r} gave "

@@ -112,6 +112,7 @@ def run_trial(spec: dict[str, Any], study: Any, trial: Any, reporter: TrialRepor
     print(f"trial {trial.number}: {label}" + (f" (retry of trial {retry_of})" if retry_of is not None else ""),
           flush=True)
     values: list[float] = []
+    run_seconds = 0.0  # building and training the runs: what `gancore run` of each seed does
     steps = spec["steps"]
     for index, seed in enumerate(spec["seeds"]):
         run_dir = folder / f"seed_{seed}"
@@ -124,8 +125,11 @@ def run_trial(spec: dict[str, Any], study: Any, trial: Any, reporter: TrialRepor
                         if resume else None, preset=spec["preset_settings"])
         cfg = resolve(host, raw, [*sets, f"train.seed={seed}", *spec["trial_sets"]])
         reporter.trial, reporter.offset, reporter.last = trial, index * steps, None
+        began = time.perf_counter()
         trainer = Trainer(host, cfg, run_dir, resume=resume, echo=lambda m: None)
         result = trainer.train()
+        run_seconds += time.perf_counter() - began
+        trial.set_user_attr("run_seconds", round(run_seconds, 2))
         reporter.trial = None
         if result.stopped:
             trial.set_user_attr("pruned", result.stopped)
