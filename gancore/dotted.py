@@ -12,14 +12,17 @@ from gancore.errors import ConfigError
 from gancore.limits import MAX_DEPTH, check_depth
 
 
-def parse_value(text: str) -> Any:
-    """A ``--set`` value: JSON where it parses, else the plain string."""
+def parse_value(text: str, key: str = "") -> Any:
+    """A ``--set`` value: JSON where it parses, else the plain string (errors name ``key``)."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
         return text
     except RecursionError:
         raise ConfigError(f"--set: a value nests lists or tables deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # Python's limit on the digits of an integer (4,300)
+        where = f"--set {key}" if key else "--set"
+        raise ConfigError(f"{where}: {exc}".split("; use sys.")[0]) from None
     check_depth(value, "--set")
     return value
 
@@ -32,7 +35,7 @@ def apply_set(config: dict[str, Any], assignment: str) -> None:
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {assignment!r}: expected dotted.key=value")
     parts = key.split(".")
-    value = parse_value(text)
+    value = parse_value(text, key)
     node: Any = config
     for i, part in enumerate(parts[:-1]):
         if isinstance(node, list):
@@ -42,7 +45,7 @@ def apply_set(config: dict[str, Any], assignment: str) -> None:
         if isinstance(child, str) and part in ("variant", "data", "loss"):
             child = node[part] = {"name": child}
         elif not isinstance(child, dict | list):
-            if parts[i + 1].isdigit() or ".".join(parts[: i + 1]) in LIST_SECTIONS:
+            if _is_index(parts[i + 1]) or ".".join(parts[: i + 1]) in LIST_SECTIONS:
                 raise MissingListItem(
                     f"--set {key}: {'.'.join(parts[: i + 1])} has no item {parts[i + 1]}; "
                     f"set the whole list, e.g. --set {'.'.join(parts[: i + 1])}='[...]'"
@@ -68,7 +71,7 @@ class MissingListItem(ConfigError):
 def _list_index(node: list[Any], part: str, key: str) -> int:
     """A list item by index (``regularizers.0``) or, in a list of named sections, by its name
     (``eval.metrics.fid``, ``regularizers.gradient-penalty``)."""
-    if not part.isdigit():
+    if not _is_index(part):
         named = [i for i, item in enumerate(node) if isinstance(item, dict) and item.get("name") == part]
         if len(named) == 1:
             return named[0]
@@ -78,6 +81,11 @@ def _list_index(node: list[Any], part: str, key: str) -> int:
     if int(part) >= len(node):
         raise MissingListItem(f"--set {key}: expected a list index below {len(node)}")
     return int(part)
+
+
+def _is_index(part: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes ``²`` and ``٣``, which ``int`` then refuses."""
+    return part.isascii() and part.isdigit()
 
 
 def _list_item(node: list[Any], part: str, key: str) -> Any:

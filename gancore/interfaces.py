@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
     import torch
@@ -23,10 +23,24 @@ if TYPE_CHECKING:
     from gancore.modules import Critic, Generator
 
 
-class Settings(BaseModel):
-    """Base of every plugin's settings model: unknown keys are errors, values are validated."""
+#: The largest integer any setting takes (a seed, a count): what torch's generators and C's int64 hold.
+MAX_INT = 2**63 - 1
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+class Settings(BaseModel):
+    """Base of every plugin's settings model: unknown keys are errors, values are validated; floats must be
+    finite (``NaN`` and ``Infinity`` are refused for every float setting) and integers within
+    ``±MAX_INT`` even where a field declares no bound of its own."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _within_int64(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT <= value <= MAX_INT:
+            raise ValueError(f"must be between -(2**63 - 1) and 2**63 - 1, got a number of {len(str(abs(value)))} "
+                             "digits")
+        return value
 
 
 class NoSettings(Settings):
@@ -51,7 +65,7 @@ class PenaltySettings(Settings):
     """
 
     weight: float = Field(1.0, ge=0.0, description="Weight of the penalty in the critic's loss.")
-    every: int = Field(1, ge=1, description="Apply on every k-th critic update, weighted by k.")
+    every: int = Field(1, ge=1, le=10**6, description="Apply on every k-th critic update, weighted by k.")
 
 
 class Configurable:

@@ -33,7 +33,7 @@ def _detached(x: Tensor) -> Tensor:
 
 class GradientPenaltySettings(PenaltySettings):
     weight: float = Field(10.0, ge=0.0, description="lambda: weight of the penalty.")
-    every: int = Field(1, ge=1, description="Apply on every k-th critic step, weighted by k.")
+    every: int = Field(1, ge=1, le=10**6, description="Apply on every k-th critic step, weighted by k.")
     target: float = Field(1.0, gt=0.0, description="Gradient norm the penalty pulls towards.")
     one_sided: bool = Field(
         False, description="Penalise only norms above the target: max(0, |grad| - target)^2."
@@ -69,7 +69,7 @@ class GradientPenalty(Regularizer):
 class R1Settings(PenaltySettings):
     weight: float = Field(10.0, ge=0.0, description="gamma: the penalty is gamma/2 |grad|^2.")
     every: int = Field(
-        1, ge=1, description="Lazy regularization: every k-th critic step, weighted by k (StyleGAN2 uses 16)."
+        1, ge=1, le=10**6, description="Lazy regularization: every k-th critic step, weighted by k (StyleGAN2 uses 16)."
     )
 
 
@@ -117,7 +117,7 @@ class WeightClip(Regularizer):
 
 
 class SpectralNormSettings(Settings):
-    n_power_iterations: int = Field(1, ge=1, description="Power iterations per forward pass.")
+    n_power_iterations: int = Field(1, ge=1, le=100, description="Power iterations per forward pass.")
 
 
 class SpectralNorm(Regularizer):

@@ -12,10 +12,10 @@ from gancore.interfaces import Settings
 
 
 class TrainSettings(Settings):
-    steps: int = Field(2000, ge=1, description="Generator steps (iterations) to train for.")
+    steps: int = Field(2000, ge=1, le=10**9, description="Generator steps (iterations) to train for.")
     batch_size: int = Field(64, ge=1, le=65536, description="Samples per batch.")
     n_critic: int = Field(1, ge=1, le=100, description="Critic steps per generator step.")
-    seed: int = Field(0, ge=0, description="Seed of every random number in the run.")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of every random number in the run.")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto",
@@ -100,7 +100,7 @@ class TrainSettings(Settings):
     @classmethod
     def _device(cls, value: str) -> str:
         if value in ("auto", "cpu", "cuda") or (
-            value.startswith("cuda:") and value[5:].isdigit()
+            value.startswith("cuda:") and value[5:].isascii() and value[5:].isdigit() and len(value) <= 9
         ):
             return value
         raise ValueError("expected auto, cpu, cuda or cuda:N")
@@ -201,12 +201,12 @@ class OptimSettings(Settings):
 
 
 class LogSettings(Settings):
-    every: int = Field(50, ge=1, description="Steps between metrics.jsonl records.")
-    sample_every: int = Field(500, ge=0, description="Steps between sample grids; 0: only at end.")
+    every: int = Field(50, ge=1, le=10**9, description="Steps between metrics.jsonl records.")
+    sample_every: int = Field(500, ge=0, le=10**9, description="Steps between sample grids; 0: only at end.")
     checkpoint_every: int = Field(
-        1000, ge=0, description="Steps between checkpoints; 0: only at the end."
+        1000, ge=0, le=10**9, description="Steps between checkpoints; 0: only at the end."
     )
-    keep_checkpoints: int = Field(3, ge=1, description="Most recent checkpoints kept.")
+    keep_checkpoints: int = Field(3, ge=1, le=10**6, description="Most recent checkpoints kept.")
     samples: int = Field(64, ge=1, le=1024, description="Images in each sample grid.")
     scatter_points: int = Field(
         2000, ge=1, le=100_000, description="Points in each scatter plot (vector data)."
@@ -227,7 +227,7 @@ class NamedSection(BaseModel):
 
 class EvalSettings(Settings):
     every: int = Field(
-        0, ge=0, description="Steps between evaluations during training (and at the end); 0: none. "
+        0, ge=0, le=10**9, description="Steps between evaluations during training (and at the end); 0: none. "
         "Results go to metrics.jsonl as eval/<metric>/<value> and to eval/*.json."
     )
     n: int = Field(1000, ge=2, le=100_000, description="Samples drawn for each evaluation.")

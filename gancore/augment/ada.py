@@ -26,7 +26,7 @@ class ADASettings(AugmentSettings):
         None, ge=0.0, le=1.0, description="A fixed augmentation probability; null: adaptive, from 0, adjusted "
         "from r_t = E[sign(D(real))] toward target.")
     target: float = Field(0.6, gt=0.0, lt=1.0, description="The r_t that p is steered to (stylegan2-ada: 0.6).")
-    interval: int = Field(4, ge=1, description="Adjust p every this many critic updates.")
+    interval: int = Field(4, ge=1, le=10**6, description="Adjust p every this many critic updates.")
     kimg: float = Field(
         100.0, gt=0.0, description="Thousands of images over which p can move by 1 (stylegan2-ada uses 500 "
         "for its runs of 25,000 kimg; gancore's runs are shorter).")

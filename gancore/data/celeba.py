@@ -26,14 +26,15 @@ SPLITS = {"train": "0", "val": "1", "test": "2"}
 class CelebASettings(FileImageSettings):
     path: str = Field(..., description="The folder holding img_align_celeba/ (and the list_*.txt files).")
     image_size: int = Field(64, ge=8, le=1024, description="Side of the square images, pixels.")
-    crop: int = Field(0, ge=0, description="Side of the centre crop before resizing; 0: the largest square "
+    crop: int = Field(0, ge=0, le=65536, description="Side of the centre crop before resizing; 0: the largest square "
                                            "(178); 108 or 140 are the crops of many GAN papers.")
     split: Literal["all", "train", "val", "test"] = Field(
         "all", description="all, or a split of list_eval_partition.txt (train, val, test).")
     label_attribute: str | None = Field(
         None, description="An attribute of list_attr_celeba.txt (e.g. Smiling) as the label (0: -1, 1: 1); "
                           "null: unlabelled.")
-    limit: int | None = Field(None, ge=1, description="Only the first N images (after the split), for a quick run.")
+    limit: int | None = Field(None, ge=1, le=10**9,
+                              description="Only the first N images (after the split), for a quick run.")
 
 
 class CelebA(DataSource):

@@ -16,7 +16,7 @@ torch = lazy_module("torch")
 
 class MixtureSettings(Settings):
     n_samples: int = Field(100_000, ge=100, le=10_000_000, description="Training points drawn.")
-    seed: int = Field(0, ge=0, description="Seed of the drawn points (independent of train.seed).")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the drawn points (independent of train.seed).")
 
 
 class Mixture(DataSource):

@@ -21,11 +21,11 @@ class PackSettings(Settings):
         "file in a background thread while the step runs.")
     flip: bool | None = Field(None, description="Random horizontal flips; null: as the packed source had them.")
     crop_size: int | None = Field(
-        None, ge=0, description="Random squares of this side cut from each stored image per batch (drawn from the "
-        "sampler's generator); null: as packed (a source packed with crop = 'random' sets it); 0: whole images.")
+        None, ge=0, le=1024, description="Random squares of this side cut from each stored image per batch (drawn from "
+        "the sampler's generator); null: as packed (a source packed with crop = 'random' sets it); 0: whole images.")
     image_size: int | None = Field(
-        None, ge=1, description="The side the networks see, as packed (read from the pack: the stored side, or "
-        "crop_size); a different value is an error (a pack holds one size: pack the source again at another).")
+        None, ge=1, le=1024, description="The side the networks see, as packed (read from the pack: the stored side, "
+        "or crop_size); a different value is an error (a pack holds one size: pack the source again at another).")
 
 
 class Pack(DataSource):

@@ -16,7 +16,7 @@ from gancore.errors import ConfigError
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-_DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d{1,4})?)")
+_DEVICE = re.compile(r"(auto|cpu|mps|cuda(:[0-9]{1,4})?)")
 
 
 def resolve_device(name: str, key: str = "train.device") -> torch.device:

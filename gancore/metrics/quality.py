@@ -76,8 +76,8 @@ class FID(Metric):
 
 
 class KIDSettings(ExtractorSettings):
-    subsets: int = Field(10, ge=1, description="Random subsets the MMD is averaged over.")
-    subset_size: int = Field(1000, ge=2, description="Samples per subset (capped by the set sizes).")
+    subsets: int = Field(10, ge=1, le=10**4, description="Random subsets the MMD is averaged over.")
+    subset_size: int = Field(1000, ge=2, le=10**6, description="Samples per subset (capped by the set sizes).")
 
 
 class KID(Metric):
@@ -99,7 +99,7 @@ class KID(Metric):
 
 
 class ISSettings(ExtractorSettings):
-    splits: int = Field(10, ge=1, description="Chunks the score is averaged over.")
+    splits: int = Field(10, ge=1, le=1000, description="Chunks the score is averaged over.")
 
 
 class InceptionScore(Metric):

@@ -60,7 +60,7 @@ class CycleGANSettings(Settings):
     identity_weight: float = Field(
         0.5, ge=0.0, description="Identity loss weight, as a fraction of lambda (0 disables it)."
     )
-    pool_size: int = Field(50, ge=0, description="Generated images kept in each critic's history pool.")
+    pool_size: int = Field(50, ge=0, le=10**5, description="Generated images kept in each critic's history pool.")
     generator_width: int = Field(16, ge=4, le=512, description="Channels of the generators' first layer (ngf).")
     residual_blocks: int = Field(2, ge=1, le=16, description="Residual blocks in each generator.")
     generator_downsampling: int = Field(

@@ -21,7 +21,7 @@ class DCGANSettings(NetworkWidths):
     latent_dim: int | None = Field(
         None, ge=1, le=4096, description="Length of the noise vector z; null: 100 for images, 2 for vector data."
     )
-    mlp_hidden: int = Field(256, ge=4, description="Hidden units of the MLPs used for vector data.")
+    mlp_hidden: int = Field(256, ge=4, le=65536, description="Hidden units of the MLPs used for vector data.")
     mlp_layers: int = Field(3, ge=1, le=16, description="Hidden layers of the MLPs for vector data.")
 
 

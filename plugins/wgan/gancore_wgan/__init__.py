@@ -34,7 +34,7 @@ class WGANSettings(NetworkWidths):
         "batch is refused in gp mode (it couples the samples the per-sample penalty treats "
         "apart).",
     )
-    mlp_hidden: int = Field(256, ge=4, description="Hidden units of the MLPs used for vector data.")
+    mlp_hidden: int = Field(256, ge=4, le=65536, description="Hidden units of the MLPs used for vector data.")
     mlp_layers: int = Field(3, ge=1, le=16, description="Hidden layers of the MLPs for vector data.")
 
     @model_validator(mode="after")
