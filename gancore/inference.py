@@ -117,10 +117,15 @@ def write_samples(x: Tensor, out: str | Path, labels: Tensor | None = None, nrow
         tensors = {"samples": x.contiguous()}
         if labels is not None:
             tensors["labels"] = labels.contiguous()
-        with atomic_path(out) as tmp:
+        with atomic_path(out, describe=_safetensors_reason) as tmp:
             save_file(tensors, str(tmp))
     else:
         raise ConfigError(f"--out: {out} must end in .png, .npy or .safetensors")
+
+
+def _safetensors_reason(exc: BaseException) -> str | None:
+    """safetensors' writer raises its own error for what is an OSError elsewhere (a full disk)."""
+    return str(exc) if type(exc).__name__ == "SafetensorError" else None
 
 
 TENSOR_SUFFIXES = (".npy", ".safetensors")
@@ -176,6 +181,10 @@ def translate_path(model: BuiltRun, source: str | Path, out: str | Path, directi
     source, out = Path(source), Path(out)
     if not source.exists():
         raise ConfigError(f"--input: {source} does not exist")
+    if out.exists() and out.resolve() == source.resolve():
+        what = "folder" if source.is_dir() else "file"
+        raise ConfigError(f"--out: {out} is the --input {what}; the translations would replace the images they "
+                          "are made from (choose another --out)")
     if source.suffix.lower() in TENSOR_SUFFIXES:
         if out.suffix.lower() not in TENSOR_SUFFIXES:
             raise ConfigError(f"--out: tensors in, tensors out: {out} must end in .npy or .safetensors")

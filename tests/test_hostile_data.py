@@ -77,6 +77,17 @@ def test_a_broken_png_is_one_line_from_run_and_translate_and_pack(tmp_path):
     assert out.exit_code == 2 and "Traceback" not in out.output
     assert out.output.strip().splitlines()[-1].startswith(f"gancore: error: data.path: cannot read image {bad}")
     assert not (tmp_path / "o.png").exists()
+    # the output is never the input of the same command
+    good = _folder(tmp_path / "good", 3)
+    before = {f.name: f.read_bytes() for f in good.iterdir()}
+    same = runner.invoke(cli, ["translate", str(tmp_path / "cy"), "--input", str(good), "--out", str(good)])
+    assert same.exit_code == 2 and same.output.strip().splitlines()[-1] == (
+        f"gancore: error: --out: {good} is the --input folder; the translations would replace the images they are "
+        "made from (choose another --out)")
+    assert {f.name: f.read_bytes() for f in good.iterdir()} == before
+    one = runner.invoke(cli, ["translate", str(tmp_path / "cy"), "--input", str(good / "img00.png"), "--out",
+                              str(good / "." / "img00.png")])
+    assert one.exit_code == 2 and "is the --input file" in one.output
 
 
 def test_skip_bad_leaves_the_bad_files_out_of_a_run_and_names_them(tmp_path):
