@@ -75,10 +75,46 @@ def prepare_run(variant: str, *, out: str | Path, config: Mapping[str, Any] | st
     layer, config_file = _config_layer(config)
     host = app.host()
     chosen = preset_settings(host, variant, preset)
+    if base is not None:
+        _check_resume_sets(base, sets)
     raw = build_raw(variant, config_file, base=base, preset=chosen)
     if layer is not None:
         raw = build_raw(variant, base=deep_merge(raw, layer))
-    return resolve(host, raw, list(sets))
+    cfg = resolve(host, raw, list(sets))
+    if base is not None:
+        from gancore.plugins import CORE_SECTIONS
+        from gancore.resume_rules import check_resume
+
+        check_resume(resolve(host, build_raw(variant, base=base), []).to_dict(), cfg.to_dict(), CORE_SECTIONS)
+    return cfg
+
+
+def _check_resume_sets(base: dict[str, Any], sets: Sequence[str]) -> None:
+    """A ``--set`` of a setting that cannot change on resume, refused before it is resolved (a new
+    ``loss.name`` would otherwise fail on the old loss's settings, naming the wrong key)."""
+    from gancore.dotted import parse_value
+    from gancore.plugins import CORE_SECTIONS
+    from gancore.resume_rules import changeable, check_resume
+
+    for assignment in sets:
+        key, _, text = assignment.partition("=")
+        key = key.strip()
+        if changeable(key, CORE_SECTIONS):
+            continue
+        node: Any = base
+        for part in key.split("."):
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isascii() and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                node = None
+                break
+        if isinstance(node, dict) and key.rsplit(".", 1)[-1] in ("variant", "data", "loss"):
+            node = node.get("name")
+        value = parse_value(text, key)
+        if node is not None and node != value:
+            check_resume({key: node}, {key: value}, CORE_SECTIONS)
 
 
 def train(variant: str, *, out: str | Path, config: Mapping[str, Any] | str | Path | None = None,

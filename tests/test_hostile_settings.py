@@ -87,3 +87,46 @@ def test_the_settings_base_bounds_a_third_partys_integers_and_floats():
     with pytest.raises(ValueError, match="finite number"):
         Theirs(scale=float("inf"))
     assert Theirs(count=MAX_INT, scale=-1e300).count == MAX_INT
+
+
+RUN = ["--set", "data.name=gaussian-grid", "--set", "train.steps=4", "--set", "train.batch_size=16",
+       "--set", "variant.mlp_hidden=16", "--set", "log.progress=false", "--set", "log.every=1"]
+
+
+@pytest.mark.parametrize(("assignment", "shown"), [
+    ("train.seed=5", "train.seed 0 -> 5"),
+    ("loss.name=hinge", 'loss.name "wasserstein" -> "hinge"'),
+    ("optim.generator.name=rmsprop", 'optim.generator.name "adam" -> "rmsprop"'),
+    ("variant.mlp_hidden=32", "variant.mlp_hidden 16 -> 32"),
+    ("train.batch_size=8", "train.batch_size 16 -> 8"),
+])
+def test_resume_refuses_what_cannot_change_and_applies_what_can(tmp_path, assignment, shown):
+    import json
+
+    run = tmp_path / "run"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["run", "wgan", "--out", str(run), *RUN]).exit_code == 0
+    before = (run / "config.json").read_text()
+    refused = runner.invoke(cli, ["run", "wgan", "--out", str(run), "--resume", *RUN, "--set", assignment])
+    assert refused.exit_code == 2, refused.output
+    assert refused.output.strip().splitlines()[-1].startswith(f"gancore: error: --resume: {shown}: cannot change on "
+                                                              "resume")
+    assert (run / "config.json").read_text() == before
+    # the same in a config file: compared after it is resolved
+    key, value = assignment.split("=")
+    section, _, rest = key.partition(".")
+    nested: dict = {}
+    node = nested.setdefault(section, {})
+    for part in rest.split(".")[:-1]:
+        node = node.setdefault(part, {})
+    node[rest.split(".")[-1]] = json.loads(value) if value[0].isdigit() else value
+    (tmp_path / "c.json").write_text(json.dumps(nested))
+    rest_of_run = [w for a in RUN[1::2] if not a.startswith(key + "=") for w in ("--set", a)]
+    refused = runner.invoke(cli, ["run", "wgan", "--out", str(run), "--resume", "--config", str(tmp_path / "c.json"),
+                                  *rest_of_run])
+    assert refused.exit_code == 2 and "gancore: error: --resume: " in refused.output and shown in refused.output
+    allowed = runner.invoke(cli, ["run", "wgan", "--out", str(run), "--resume", *RUN, "--set", "train.steps=6",
+                                  "--set", "optim.generator.lr=0.0005", "--set", "log.every=2"])
+    assert allowed.exit_code == 0, allowed.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["steps"] == 6 and config["optim"]["generator"]["lr"] == 0.0005

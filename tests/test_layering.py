@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("built-ins", ("gancore.losses", "gancore.regularizers", "gancore.augment.*", "gancore.nets.*", "gancore.games",
                    "gancore.data.*",
                    "gancore.metrics.*", "gancore.translation.*")),
-    ("config and host", ("gancore.config", "gancore.plugins", "gancore.confdoc")),
+    ("config and host", ("gancore.config", "gancore.plugins", "gancore.confdoc", "gancore.resume_rules")),
     ("kernel", ("gancore.kernel.*",)),
     ("inference, evaluation, report", ("gancore.inference", "gancore.evaluation", "gancore.report",
                                         "gancore.export")),
