@@ -89,17 +89,28 @@ def svg_plot(title: str, series: dict[str, list[tuple[float, float]]], width: in
     return "".join(parts)
 
 
-def _read_metrics(path: Path) -> list[dict[str, Any]]:
+def _read_metrics(path: Path, skipped: list[str]) -> list[dict[str, Any]]:
+    """The records of ``metrics.jsonl``; a line that is not a JSON object with an integer ``step`` (a torn
+    write, an edit, bytes that are not UTF-8) is left out and listed in ``skipped``, as resume drops it."""
     if not path.is_file():
         return []
-    records = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    records, bad = [], []
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise ConfigError(f"{path}:{n}: not a JSON line") from None
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError, ValueError):
+            record = None
+        step = record.get("step") if isinstance(record, dict) else None
+        if not isinstance(step, int) or isinstance(step, bool) or "\ufffd" in line:
+            bad.append(n)
+            continue
+        records.append(record)
+    if bad:
+        shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+        skipped.append(f"{path}: {len(bad)} line(s) that are not a JSON record with an integer step (line {shown})")
     return records
 
 
@@ -114,7 +125,8 @@ def _curves(records: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple[flo
             if key == "it_per_s":
                 group, name = "speed (iterations/s)", key
             elif key.startswith("eval/"):
-                _, metric, name = key.split("/", 2)
+                parts = key.split("/", 2)
+                metric, name = parts[1], parts[-1]
                 group = f"eval: {metric}"
             else:
                 group, _, name = key.partition("/")
@@ -134,17 +146,21 @@ def build_report(run_dir: Path) -> str:
     if not config_path.is_file():
         raise ConfigError(f"{run_dir}: not a run directory (no config.json)")
     try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{config_path}: not valid JSON ({exc.msg})") from None
-    records = _read_metrics(run_dir / "metrics.jsonl")
-    variant = config.get("variant", {}).get("name", "?")
-    data = config.get("data", {}).get("name", "?")
-    last = max((r.get("step", 0) for r in records), default=0)
+        config = json.loads(config_path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        raise ConfigError(f"{config_path}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{config_path}: expected a JSON object (the run's resolved config), got "
+                          f"{type(config).__name__}")
+    skipped: list[str] = []
+    records = _read_metrics(run_dir / "metrics.jsonl", skipped)
+    variant, data = _section_name(config, "variant"), _section_name(config, "data")
+    last = max((r["step"] for r in records), default=0)
+    train = config.get("train") if isinstance(config.get("train"), dict) else {}
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>gancore report: {_esc(run_dir.name)}</title>", f"<style>{STYLE}</style></head><body>",
            f"<h1>{_esc(variant)} on {_esc(data)} <span class='muted'>{_esc(run_dir.resolve())}</span></h1>",
-           f"<p>{last} of {config.get('train', {}).get('steps', '?')} steps logged; "
+           f"<p>{last} of {_esc(train.get('steps', '?'))} steps logged; "
            f"{len(list_checkpoints(run_dir / 'checkpoints'))} checkpoints.</p>"]
 
     plots = _curves(records)
@@ -158,7 +174,7 @@ def build_report(run_dir: Path) -> str:
                else "<p class='muted'>No evaluations during training (set <code>eval.every</code>).</p>")
 
     out.append("<h2 id='evaluations'>Evaluation results</h2>")
-    out.append(_eval_table(run_dir / "eval"))
+    out.append(_eval_table(run_dir / "eval", skipped))
 
     out.append("<h2 id='samples'>Samples over time</h2>")
     grids = sorted((run_dir / "samples").glob("step_*.png")) if (run_dir / "samples").is_dir() else []
@@ -181,30 +197,49 @@ def build_report(run_dir: Path) -> str:
     else:
         out.append("<p class='muted'>No checkpoints.</p>")
 
+    if skipped:
+        out.append("<h2 id='skipped'>Left out</h2><ul>" + "".join(f"<li>{_esc(x)}</li>" for x in skipped) + "</ul>")
     out.append("<h2 id='config'>Resolved config</h2>")
     out.append(f"<pre>{_esc(json.dumps(config, indent=2))}</pre>")
     out.append("</body></html>")
     return "\n".join(out)
 
 
-def _eval_table(folder: Path) -> str:
-    files = sorted(folder.glob("*_step_*.json")) if folder.is_dir() else []
-    if not files:
-        return "<p class='muted'>No evaluations (run <code>gancore eval RUN</code>).</p>"
+def _section_name(config: dict[str, Any], section: str) -> str:
+    value = config.get(section)
+    name = value.get("name", "?") if isinstance(value, dict) else value
+    return str(name) if isinstance(name, str) else "?"
+
+
+def _eval_row(path: Path) -> str | None:
+    """One evaluation's table row, or None for a file that is not an evaluation gancore wrote."""
+    try:
+        result = json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError, OSError):
+        return None
+    if not isinstance(result, dict) or not isinstance(result.get("values"), dict):
+        return None
+    values = ", ".join(f"{k} = {_num(v) if isinstance(v, float) else v}" for k, v in result["values"].items())
+    prov = result.get("provenance") if isinstance(result.get("provenance"), dict) else {}
+    how = ", ".join(f"{k}: {prov[k]}" for k in ("extractor", "extractor_sha256", "n_samples", "n_real",
+                                                 "real_split", "input_image_size", "resize_filter",
+                                                 "classifier", "generator", "gancore") if k in prov)
+    how = re.sub(r"([0-9a-f]{12})[0-9a-f]{52}", r"\1…", how)
+    return (f"<tr><td>{_esc(result.get('metric', path.stem))}</td><td>{_esc(result.get('step', '?'))}</td>"
+            f"<td>{_esc(values)}</td><td class='muted'>{_esc(how)}</td></tr>")
+
+
+def _eval_table(folder: Path, skipped: list[str]) -> str:
+    files = sorted(p for p in folder.glob("*_step_*.json") if p.is_file()) if folder.is_dir() else []
     rows = []
     for path in files:
-        try:
-            result = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise ConfigError(f"{path}: not valid JSON") from None
-        values = ", ".join(f"{k} = {_num(v) if isinstance(v, float) else v}" for k, v in result["values"].items())
-        prov = result.get("provenance", {})
-        how = ", ".join(f"{k}: {prov[k]}" for k in ("extractor", "extractor_sha256", "n_samples", "n_real",
-                                                     "real_split", "input_image_size", "resize_filter",
-                                                     "classifier", "generator", "gancore") if k in prov)
-        how = re.sub(r"([0-9a-f]{12})[0-9a-f]{52}", r"\1…", how)
-        rows.append(f"<tr><td>{_esc(result['metric'])}</td><td>{result['step']}</td><td>{_esc(values)}</td>"
-                    f"<td class='muted'>{_esc(how)}</td></tr>")
+        row = _eval_row(path)
+        if row is None:
+            skipped.append(f"{path}: not an evaluation result (a JSON object with its values)")
+        else:
+            rows.append(row)
+    if not rows:
+        return "<p class='muted'>No evaluations (run <code>gancore eval RUN</code>).</p>"
     return ("<table><tr><th>metric</th><th>step</th><th>values</th><th>how it was computed</th></tr>"
             + "".join(rows) + "</table>")
 

@@ -77,7 +77,7 @@ def _load(spec: dict[str, Any]) -> tuple[Any, Any]:
         sampler = optuna.samplers.RandomSampler(seed=seed)
     else:
         sampler = optuna.samplers.TPESampler(seed=seed)
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=spec["startup_trials"], n_warmup_steps=0)
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=spec["startup_trials"], n_warmup_steps=spec["steps"] // 2)
               if spec["pruner"] == "median" else optuna.pruners.NopPruner())
     study = optuna.load_study(study_name=spec["study"], storage=open_storage(spec["storage"]), sampler=sampler,
                               pruner=pruner)
