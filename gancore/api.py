@@ -63,6 +63,9 @@ def prepare_run(variant: str, *, out: str | Path, config: Mapping[str, Any] | st
     base = None
     if resume:
         cfg_path = Path(out) / "config.json"
+        from gancore.files import require_regular
+
+        require_regular(cfg_path, "config.json")
         if not cfg_path.is_file():
             raise ConfigError(f"--resume: {out} holds no run to resume (no config.json)")
         try:

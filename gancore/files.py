@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gancore.errors import WriteError, os_error_reason
 
-__all__ = ["TEMPORARY_GLOB", "atomic_path", "file_sha256", "remove_temporaries", "temporary_path",
+__all__ = ["TEMPORARY_GLOB", "atomic_path", "file_sha256", "remove_temporaries", "require_regular", "temporary_path",
            "write_bytes_atomic", "write_text_atomic"]
 
 #: What :func:`temporary_path` names look like, for cleaning up after a crash.
@@ -29,6 +29,24 @@ TEMPORARY_GLOB = ".*.tmp*"
 def temporary_path(path: Path) -> Path:
     """The temporary file beside ``path`` that this process writes before renaming it into place."""
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def require_regular(path: Path, what: str = "file") -> None:
+    """A ConfigError when ``path`` exists and is not a regular file (a FIFO would block whoever opens it, a
+    device would be read or written in place); nothing when it is absent or a file."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        from gancore.errors import ConfigError
+
+        raise ConfigError(f"{path}: cannot be read ({os_error_reason(exc)})") from None
+    if not stat.S_ISREG(mode):
+        from gancore.errors import ConfigError
+
+        kind = "a folder" if stat.S_ISDIR(mode) else "a pipe, device or socket"
+        raise ConfigError(f"{path}: is {kind}, not a regular file; the run's {what} must be a file (move it away)")
 
 
 def _refuse_special(path: Path) -> None:

@@ -103,3 +103,24 @@ def test_any_metrics_line_gives_a_report(run, tmp_path_factory, line):
         fh.write(line + b"\n")
     result = CliRunner().invoke(cli, ["report", str(target)])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", ".lock", "config.json"])
+def test_a_fifo_where_a_run_file_belongs_is_refused_at_once(run, tmp_path, name):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    target = _copy(run, tmp_path)
+    (target / name).unlink()
+    os.mkfifo(target / name)
+    root = Path(__file__).resolve().parents[1]
+    paths = [str(root), *(str(p) for p in sorted((root / "plugins").iterdir()) if p.is_dir())]
+    done = subprocess.run([sys.executable, "-m", "gancore", "run", "wgan", "--out", str(target), "--resume",
+                           "--set", "train.steps=6"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"gancore: error: {target / name}: is a pipe, device or socket, not a regular file; the run's "
+        f"{'lock file' if name == '.lock' else name} must be a file (move it away)")

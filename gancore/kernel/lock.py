@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from gancore.errors import ConfigError
+from gancore.files import require_regular
 
 LOCK_NAME = ".lock"
 _HELD: dict[Path, tuple[IO[str], int]] = {}
@@ -37,6 +38,7 @@ class RunLock:
             return self
         self.created_dir = not self.run_dir.exists()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        require_regular(self.run_dir / LOCK_NAME, "lock file")
         fh = open(self.run_dir / LOCK_NAME, "a+")  # noqa: SIM115 (kept open while the lock is held)
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

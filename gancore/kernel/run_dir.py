@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gancore.errors import CheckpointError, ConfigError, WriteError
-from gancore.files import remove_temporaries, write_text_atomic
+from gancore.files import remove_temporaries, require_regular, write_text_atomic
 from gancore.kernel import checkpoint as ck
 from gancore.kernel.lock import RunLock
 
@@ -43,6 +43,8 @@ class RunDirectory:
     def check(self, resume: bool) -> bool:
         """Refuse a fresh run into a used folder and a resume of an empty one; True when a resume must
         start from step 0 (a run killed before its first checkpoint)."""
+        for name in ("config.json", "metrics.jsonl", "stopped.json"):
+            require_regular(self.path / name, name)
         checkpoints = ck.list_checkpoints(self.checkpoints)
         has_run = (self.path / "config.json").exists() or bool(checkpoints)
         if resume and not has_run:
