@@ -31,9 +31,10 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
-def require_regular(path: Path, what: str = "file") -> None:
+def require_regular(path: Path, what: str = "file", *, folder_ok: bool = False) -> None:
     """A ConfigError when ``path`` exists and is not a regular file (a FIFO would block whoever opens it, a
-    device would be read or written in place); nothing when it is absent or a file."""
+    device would be read or written in place); nothing when it is absent or a file (or, with
+    ``folder_ok``, a folder: a reader that already says what it does with one)."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -42,7 +43,7 @@ def require_regular(path: Path, what: str = "file") -> None:
         from gancore.errors import ConfigError
 
         raise ConfigError(f"{path}: cannot be read ({os_error_reason(exc)})") from None
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(mode) and not (folder_ok and stat.S_ISDIR(mode)):
         from gancore.errors import ConfigError
 
         kind = "a folder" if stat.S_ISDIR(mode) else "a pipe, device or socket"
