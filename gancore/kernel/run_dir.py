@@ -44,7 +44,8 @@ class RunDirectory:
         """Refuse a fresh run into a used folder and a resume of an empty one; True when a resume must
         start from step 0 (a run killed before its first checkpoint)."""
         for name in ("config.json", "metrics.jsonl", "stopped.json"):
-            require_regular(self.path / name, name, folder_ok=name == "metrics.jsonl")  # a folder: the metrics log reports it
+            # a folder in metrics.jsonl's place is the metrics log's to report; FIFOs and devices never pass
+            require_regular(self.path / name, name, folder_ok=name == "metrics.jsonl")
         checkpoints = ck.list_checkpoints(self.checkpoints)
         has_run = (self.path / "config.json").exists() or bool(checkpoints)
         if resume and not has_run:
