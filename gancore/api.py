@@ -95,29 +95,19 @@ def prepare_run(variant: str, *, out: str | Path, config: Mapping[str, Any] | st
 def _check_resume_sets(base: dict[str, Any], sets: Sequence[str]) -> None:
     """A ``--set`` of a setting that cannot change on resume, refused before it is resolved (a new
     ``loss.name`` would otherwise fail on the old loss's settings, naming the wrong key)."""
-    from gancore.dotted import parse_value
-    from gancore.plugins import CORE_SECTIONS
-    from gancore.resume_rules import changeable, check_resume
+    import copy
 
-    for assignment in sets:
-        key, _, text = assignment.partition("=")
-        key = key.strip()
-        if changeable(key, CORE_SECTIONS):
-            continue
-        node: Any = base
-        for part in key.split("."):
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and part.isascii() and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                node = None
-                break
-        if isinstance(node, dict) and key.rsplit(".", 1)[-1] in ("variant", "data", "loss"):
-            node = node.get("name")
-        value = parse_value(text, key)
-        if node is not None and node != value:
-            check_resume({key: node}, {key: value}, CORE_SECTIONS)
+    from gancore.dotted import apply_set
+    from gancore.plugins import CORE_SECTIONS
+    from gancore.resume_rules import check_resume
+
+    changed = copy.deepcopy(base)
+    try:
+        for assignment in sets:
+            apply_set(changed, assignment)
+    except ConfigError:
+        return  # resolving reports it
+    check_resume(base, changed, CORE_SECTIONS)
 
 
 def train(variant: str, *, out: str | Path, config: Mapping[str, Any] | str | Path | None = None,

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from gancore.config_files import load_file
-from gancore.dotted import MissingListItem, apply_set, deep_merge, nest, parse_value
+from gancore.dotted import MissingListItem, apply_set, deep_merge, flatten, nest, parse_value
 from gancore.errors import ConfigError, PluginError
 from gancore.interfaces import DataSpec, Settings
 from gancore.limits import check_depth
@@ -220,8 +220,8 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
     merged = deep_merge(deep_merge(defaults, by_data), raw)
     for assignment in into_defaults:
         apply_set(merged, assignment)
-    final, chosen = _flatten(merged), _flatten(raw)
-    from_data = {key: value for key, value in _flatten(by_data).items()
+    final, chosen = flatten(merged), flatten(raw)
+    from_data = {key: value for key, value in flatten(by_data).items()
                  if final.get(key) == value and key not in chosen}
     plugins = {name: validate(model, merged.pop(name, {}), name) for name, model in host.plugin_settings.items()}
     if stored_spec is not None:  # a trained run's config: the settings of plugins not installed here do not matter
@@ -313,18 +313,6 @@ def _data_kind(host: PluginHost, section: Any) -> str:
     if isinstance(name, str) and name in host.datasets:
         return str(getattr(host.datasets.get(name), "data_kind", "image"))
     return "image"
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted keys of a nested dict; lists are leaves."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, dotted + "."))
-        else:
-            out[dotted] = value
-    return out
 
 
 def preset_settings(host: PluginHost, variant: str, preset: str | None) -> dict[str, Any]:

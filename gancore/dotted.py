@@ -27,6 +27,22 @@ def parse_value(text: str, key: str = "") -> Any:
     return value
 
 
+def flatten(tree: dict[str, Any], prefix: str = "", *, list_items: bool = False) -> dict[str, Any]:
+    """Dotted keys of a nested dict. Lists are leaves; with ``list_items``, a list of tables is entered by
+    index (``regularizers.0.weight``), as ``--set`` addresses it."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, dotted + ".", list_items=list_items))
+        elif list_items and isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, item in enumerate(value):
+                out.update(flatten(item, f"{dotted}.{i}.", list_items=True))
+        else:
+            out[dotted] = value
+    return out
+
+
 def apply_set(config: dict[str, Any], assignment: str) -> None:
     """Apply one ``dotted.key=value`` override in place (list items by index, ``a.0.b``, or in a list
     of named sections by name, ``eval.metrics.fid.n``)."""

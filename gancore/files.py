@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gancore.errors import WriteError, os_error_reason
+from gancore.errors import ConfigError, WriteError, os_error_reason
 
 __all__ = ["TEMPORARY_GLOB", "atomic_path", "file_sha256", "remove_temporaries", "require_regular", "temporary_path",
            "write_bytes_atomic", "write_text_atomic"]
@@ -31,36 +31,39 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
+def _not_a_file(path: Path) -> str | None:
+    """What stands at ``path`` when it is not a regular file (``"a folder"``, ``"a pipe, device or socket"``);
+    None when nothing is there or a regular file is. Raises the ``OSError`` of a path that cannot be looked at."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return "a folder" if stat.S_ISDIR(mode) else "a pipe, device or socket"
+
+
 def require_regular(path: Path, what: str = "file", *, folder_ok: bool = False) -> None:
     """A ConfigError when ``path`` exists and is not a regular file (a FIFO would block whoever opens it, a
     device would be read or written in place); nothing when it is absent or a file (or, with
     ``folder_ok``, a folder: a reader that already says what it does with one)."""
     try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return
+        kind = _not_a_file(path)
     except OSError as exc:
-        from gancore.errors import ConfigError
-
         raise ConfigError(f"{path}: cannot be read ({os_error_reason(exc)})") from None
-    if not stat.S_ISREG(mode) and not (folder_ok and stat.S_ISDIR(mode)):
-        from gancore.errors import ConfigError
-
-        kind = "a folder" if stat.S_ISDIR(mode) else "a pipe, device or socket"
+    if kind is not None and not (folder_ok and kind == "a folder"):
         raise ConfigError(f"{path}: is {kind}, not a regular file; the run's {what} must be a file (move it away)")
 
 
 def _refuse_special(path: Path) -> None:
-    """A rename would replace a FIFO, a device node or a socket: refuse instead."""
+    """A rename would replace a folder, a FIFO, a device node or a socket: refuse instead."""
     try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return
+        kind = _not_a_file(path)
     except OSError as exc:
         raise WriteError(f"cannot write {path}: {os_error_reason(exc)}") from None
-    if stat.S_ISDIR(mode):
+    if kind == "a folder":
         raise WriteError(f"cannot write {path}: is a folder, expected a file")
-    if not stat.S_ISREG(mode):
+    if kind is not None:
         raise WriteError(f"cannot write {path}: not a regular file (a pipe, device or socket); "
                          "choose a file path")
 

@@ -45,7 +45,19 @@ def _num(v: float) -> str:
     return f"{v:.4g}"
 
 
-def svg_plot(title: str, series: dict[str, list[tuple[float, float]]], width: int = 520, height: int = 260) -> str:
+def svg_frame(title: str, width: int, height: int, left: int, top: int, pw: float, ph: float, y0: float,
+              y1: float) -> list[str]:
+    """The opening of a plot's SVG: the element, the title, the plot area's frame and the y range."""
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+            f'aria-label="{_esc(title)}">',
+            f'<text x="{left}" y="16" font-size="13" font-weight="bold">{_esc(title)}</text>',
+            f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>',
+            f'<text x="{left - 4}" y="{top + 10}" font-size="10" text-anchor="end">{_num(y1)}</text>',
+            f'<text x="{left - 4}" y="{top + ph}" font-size="10" text-anchor="end">{_num(y0)}</text>']
+
+
+def svg_plot(title: str, series: dict[str, list[tuple[float, float]]], width: int = 520, height: int = 260,
+             x_label: str = "step") -> str:
     """A line plot as inline SVG: one polyline per series, axes with their ranges, a legend."""
     pts = [(x, y) for s in series.values() for x, y in s if math.isfinite(y)]
     if not pts:
@@ -66,14 +78,10 @@ def svg_plot(title: str, series: dict[str, list[tuple[float, float]]], width: in
     def sy(y: float) -> float:
         return top + (1 - (y - y0) / (y1 - y0)) * ph
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="{_esc(title)}">',
-             f'<text x="{left}" y="16" font-size="13" font-weight="bold">{_esc(title)}</text>',
-             f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>',
-             f'<text x="{left - 4}" y="{top + 10}" font-size="10" text-anchor="end">{_num(y1)}</text>',
-             f'<text x="{left - 4}" y="{top + ph}" font-size="10" text-anchor="end">{_num(y0)}</text>',
+    parts = [*svg_frame(title, width, height, left, top, pw, ph, y0, y1),
              f'<text x="{left}" y="{top + ph + 14}" font-size="10">{_num(x0)}</text>',
-             f'<text x="{left + pw}" y="{top + ph + 14}" font-size="10" text-anchor="end">step {_num(x1)}</text>']
+             f'<text x="{left + pw}" y="{top + ph + 14}" font-size="10" text-anchor="end">{_esc(x_label)} '
+             f'{_num(x1)}</text>']
     for i, (name, points) in enumerate(series.items()):
         colour = COLOURS[i % len(COLOURS)]
         coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points if math.isfinite(y))

@@ -9,6 +9,7 @@ import fnmatch
 import json
 from typing import Any
 
+from gancore.dotted import flatten
 from gancore.errors import ConfigError
 
 #: Dotted keys (``fnmatch`` patterns) a ``--resume`` may change.
@@ -17,20 +18,6 @@ CHANGEABLE_ON_RESUME = (
     "log.*", "eval.*", "eval", "optim.*.lr", "optim.*.schedule", "optim.*.decay_start", "optim.*.warmup_steps",
     "data.path", "data.stream", "data.workers",
 )
-
-
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict) and tree:
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    if isinstance(tree, list) and tree and all(isinstance(item, dict) for item in tree):
-        out = {}
-        for i, item in enumerate(tree):
-            out.update(_flatten(item, f"{prefix}.{i}"))
-        return out
-    return {prefix: tree}
 
 
 def changeable(key: str, core_sections: frozenset[str]) -> bool:
@@ -43,7 +30,7 @@ def changeable(key: str, core_sections: frozenset[str]) -> bool:
 def check_resume(before: dict[str, Any], after: dict[str, Any], core_sections: frozenset[str]) -> None:
     """A ConfigError listing every setting that differs between the run's ``config.json`` (``before``,
     resolved) and the resumed config (``after``) and may not change on resume."""
-    old, new = _flatten(before), _flatten(after)
+    old, new = flatten(before, list_items=True), flatten(after, list_items=True)
     differ = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and not changeable(k, core_sections)]
     if not differ:
         return

@@ -124,7 +124,7 @@ def plan_data(plan: DecodePlan, settings: FileImageSettings) -> TensorData:
     """A file-backed source's data from its decode plan: decoded into memory now, or (``stream``)
     :class:`FileRows` decoded batch by batch in worker processes."""
     images: list[np.ndarray] | None = None
-    if getattr(settings, "skip_bad", False):
+    if settings.skip_bad:
         plan, images = _skip_bad(plan)
     labels = None if plan.labels is None else torch.tensor(plan.labels, dtype=torch.int64)
     classes = plan.num_classes if labels is not None else 0

@@ -10,7 +10,7 @@ from typing import Any
 
 from gancore.errors import ConfigError
 from gancore.files import write_text_atomic
-from gancore.report import COLOURS, STYLE, _esc, _num, svg_plot
+from gancore.report import COLOURS, STYLE, _esc, _num, svg_frame, svg_plot
 from gancore.sweep.space import assignment
 from gancore.sweep.study import open_storage, optuna_module
 
@@ -63,12 +63,7 @@ def _scatter(title: str, points: list[tuple[Any, float]], log: bool, y_label: st
     def sy(y: float) -> float:
         return top + (1 - (y - y0) / (y1 - y0)) * ph
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="{_esc(title)}">',
-             f'<text x="{left}" y="16" font-size="13" font-weight="bold">{_esc(title)}</text>',
-             f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>',
-             f'<text x="{left - 4}" y="{top + 10}" font-size="10" text-anchor="end">{_num(y1)}</text>',
-             f'<text x="{left - 4}" y="{top + ph}" font-size="10" text-anchor="end">{_num(y0)}</text>',
+    parts = [*svg_frame(title, width, height, left, top, pw, ph, y0, y1),
              f'<text x="{left - 4}" y="{top + ph / 2}" font-size="10" text-anchor="end">{_esc(y_label)}</text>']
     if numeric:
         lo, hi = (10 ** (x0 + pad), 10 ** (x1 - pad)) if log else (x0 + pad, x1 - pad)
@@ -188,7 +183,7 @@ def build_sweep_report(sweep_dir: Path) -> str:
             running = t.value if running is None else (max if maximize else min)(running, t.value)
             best_so_far.append((float(t.number), running))
         out.append(svg_plot(f"{metric} by trial", {"trial": [(float(t.number), t.value) for t in complete],
-                                                    "best so far": best_so_far}).replace(">step ", ">trial "))
+                                                    "best so far": best_so_far}, x_label="trial"))
         out.append("</div>")
     importances, why = _importances(optuna, study)
     out.append("<h2>Parameter importances</h2>")
