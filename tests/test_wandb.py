@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -41,13 +42,25 @@ def records(path: Path):
             yield rec
 
 
+def finished_records(path: Path, wait_s: float = 60.0) -> list:
+    """The run file's records once it holds the run's ``exit`` record: W&B's service process writes the file
+    after ``finish()`` has returned (on a slow machine the history rows land a moment later), so wait for it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = list(records(path))
+        if any(rec.WhichOneof("record_type") == "exit" for rec in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 def logged(run_dir: Path) -> list[dict]:
-    """Per W&B run file (oldest first): its run id, config keys and history rows."""
+    """Per W&B run file (oldest first): its run id, config keys, history rows and record kinds."""
     out = []
     for path in sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb")):
-        found = {"id": None, "config": {}, "history": []}
-        for rec in records(path):
+        found = {"id": None, "config": {}, "history": [], "kinds": []}
+        for rec in finished_records(path):
             kind = rec.WhichOneof("record_type")
+            found["kinds"].append(kind)
             if kind == "run":
                 found["id"] = rec.run.run_id
                 found["project"] = rec.run.project
@@ -96,8 +109,8 @@ def test_evaluations_are_logged(host, offline, tmp_path):
     train(host, make_config(host, "dcgan", {**RUN, "train.steps": 5, "eval.every": 5, "eval.n": 64,
                                             "eval.metrics": [{"name": "kid", "subsets": 2, "subset_size": 32}]}),
           tmp_path / "run")
-    rows = logged(tmp_path / "run")[0]["history"]
-    assert any(key.startswith("eval/kid/") for row in rows for key in row), rows
+    (found,) = logged(tmp_path / "run")
+    assert any(key.startswith("eval/kid/") for row in found["history"] for key in row), found
 
 
 def test_disabled_for_one_run(host, offline, tmp_path):
