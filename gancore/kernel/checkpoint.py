@@ -93,9 +93,61 @@ def optimizer_state(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict
     return tensors, json.dumps(scalars)
 
 
+def state_template(optimizer: torch.optim.Optimizer) -> dict[str, tuple[bool, torch.dtype, bool]]:
+    """What this optimizer keeps per parameter once it has stepped: state key -> (has the parameter's shape
+    (else a scalar), dtype, never negative). Read off a probe of the same class and hyperparameters stepped
+    twice with gradients of both signs, so it holds for any torch optimizer (Adam's ``exp_avg_sq`` and
+    ``step`` are never negative, ``exp_avg`` may be; SGD without momentum keeps nothing)."""
+    import inspect
+
+    accepted = inspect.signature(type(optimizer)).parameters
+    settings = {k: v for k, v in optimizer.param_groups[0].items()
+                if k in accepted and k not in ("params", "fused", "foreach", "capturable", "differentiable")}
+    probe = nn.Parameter(torch.zeros(2, 3))
+    trial = type(optimizer)([probe], **settings)
+    for sign in (1.0, -1.0):
+        probe.grad = torch.tensor([[1.0, -2.0, 3.0], [-1.0, 2.0, -3.0]]) * sign
+        trial.step()
+    return {key: (value.shape == probe.shape, value.dtype, bool((value >= 0).all()))
+            for key, value in trial.state.get(probe, {}).items() if isinstance(value, Tensor)}
+
+
+def check_optimizer_state(optimizer: torch.optim.Optimizer, prefix: str, state: dict[int, dict[str, Any]],
+                          *, required: bool) -> None:
+    """A ValueError naming the tensor unless ``state`` is what ``optimizer`` keeps: for each parameter every
+    key of :func:`state_template` (``required``: the player has been updated, so every parameter has its
+    state), with its parameter's shape and dtype or a scalar, finite, and never negative where the
+    optimizer never makes it negative. Anything less would resume with fresh moments, not exactly."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    template = state_template(optimizer)
+    for idx in state:
+        if not 0 <= idx < len(params):
+            raise ValueError(f"{prefix}: state for parameter {idx}, but the optimizer has {len(params)}")
+    for idx, param in enumerate(params):
+        values = state.get(idx, {})
+        if not values and not required:
+            continue
+        for key, (shaped, dtype, nonneg) in template.items():
+            name = f"tensor '{prefix}.{idx}.{key}'"
+            value = values.get(key)
+            if not isinstance(value, Tensor):
+                raise ValueError(f"{name} is missing (the optimizer's state of every parameter is needed to "
+                                 "continue exactly)")
+            want_shape, want_dtype = (param.shape, param.dtype) if shaped else (torch.Size([]), dtype)
+            if value.shape != want_shape or value.dtype != want_dtype:
+                raise ValueError(f"{name} is {list(value.shape)} {value.dtype}, expected {list(want_shape)} "
+                                 f"{want_dtype}")
+            if not bool(torch.isfinite(value).all()):
+                raise ValueError(f"{name} holds non-finite values")
+            if nonneg and bool((value < 0).any()):
+                raise ValueError(f"{name} holds negative values (the optimizer keeps it non-negative)")
+
+
 def load_optimizer_state(
-    optimizer: torch.optim.Optimizer, prefix: str, tensors: dict[str, Tensor], scalars_json: str
+    optimizer: torch.optim.Optimizer, prefix: str, tensors: dict[str, Tensor], scalars_json: str,
+    *, required: bool = False,
 ) -> None:
+    """Load ``optimizer``'s per-parameter state, checked by :func:`check_optimizer_state`."""
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith(prefix + "."):
@@ -103,15 +155,7 @@ def load_optimizer_state(
             state.setdefault(int(idx), {})[name] = value
     for idx, values in json.loads(scalars_json).items():
         state.setdefault(int(idx), {}).update(values)
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    for idx, values in state.items():
-        if not 0 <= idx < len(params):
-            raise ValueError(f"{prefix}: state for parameter {idx}, but the optimizer has {len(params)}")
-        for name, value in values.items():  # moments must have their parameter's shape (Adam's step is a scalar)
-            if isinstance(value, Tensor) and value.dim() > 0 and (value.shape != params[idx].shape
-                                                                   or not value.dtype.is_floating_point):
-                raise ValueError(f"tensor '{prefix}.{idx}.{name}' is {list(value.shape)} {value.dtype}, its "
-                                 f"parameter is {list(params[idx].shape)} {params[idx].dtype}")
+    check_optimizer_state(optimizer, prefix, state, required=required)
     optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
     # Safetensors stores tensors contiguous; give each moment its parameter's layout again (a
     # channels-last weight's moments are channels-last), as fused kernels expect matching strides.

@@ -23,8 +23,10 @@ _HELD: dict[Path, tuple[IO[str], int]] = {}
 class RunLock:
     """The lock of one run directory; :meth:`release` (or process exit) gives it back."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, *, described: str | None = None) -> None:
         self.run_dir = run_dir.resolve()
+        self.described = described or str(self.run_dir)
+        """How the refusal names the folder (a run's ``checkpoints/`` elsewhere names both)."""
         self.created_dir = False
         self.held = False
 
@@ -46,7 +48,7 @@ class RunLock:
             fh.seek(0)
             holder = fh.read().strip() or "unknown"
             fh.close()
-            raise ConfigError(f"--out: {self.run_dir} is in use by another gancore process (pid {holder}); wait for "
+            raise ConfigError(f"--out: {self.described} is in use by another gancore process (pid {holder}); wait for "
                               "it to finish (or stop it) before resuming, or choose another --out") from None
         fh.seek(0)
         fh.truncate()

@@ -27,16 +27,36 @@ class RunDirectory:
         self.samples = self.path / "samples"
         self.main = main
         self.lock = RunLock(self.path)
+        self.checkpoints_lock: RunLock | None = None
+        """A lock on the real folder of ``checkpoints/`` when it is a link elsewhere (two runs sharing it)."""
         self.last_checkpoint: Path | None = None
         """The newest checkpoint of this run that is known good (written or resumed from)."""
 
     # -- the lock ----------------------------------------------------------------------------
     def acquire(self) -> None:
-        if self.main:
-            self.lock.acquire()
+        """Lock the run directory, and the real folder of ``checkpoints/`` when that is a link out of it:
+        two run directories whose checkpoints are one folder never train (or resume) at once."""
+        if not self.main:
+            return
+        self.lock.acquire()
+        try:
+            real = self.checkpoints.resolve(strict=True) if self.checkpoints.is_symlink() else None
+        except (OSError, RuntimeError):  # a dangling link or a loop: the checks that follow name it
+            real = None
+        if real is not None and real.is_dir() and real != self.path.resolve() / "checkpoints":
+            lock = RunLock(real, described=f"{real} (the checkpoints/ folder of {self.path})")
+            try:
+                lock.acquire()
+            except ConfigError:
+                self.lock.release()
+                raise
+            self.checkpoints_lock = lock
 
     def release(self, *, remove_if_unused: bool = False) -> None:
         """Give the lock back; ``remove_if_unused``: a run that failed to start leaves nothing behind."""
+        if self.checkpoints_lock is not None:
+            self.checkpoints_lock.release()
+            self.checkpoints_lock = None
         self.lock.release(remove_if_unused=remove_if_unused)
 
     # -- starting ----------------------------------------------------------------------------

@@ -86,17 +86,56 @@ def renamed(ckpt: ck.Checkpoint, renames: dict[str, str]) -> ck.Checkpoint:
     return ck.Checkpoint(ckpt.path, tensors, ckpt.metadata)
 
 
-def load_networks(ckpt: ck.Checkpoint, built: BuiltRun) -> None:
+def load_networks(ckpt: ck.Checkpoint, built: BuiltRun, *, ema_required: bool = False) -> None:
     """Load every network (and the EMAs, and the variant's state) of ``built`` from ``ckpt``. A
-    checkpoint written without a player's EMA gives the EMA that player's weights."""
+    checkpoint written without a player's EMA gives the EMA that player's weights, unless
+    ``ema_required`` (a resume: the run kept its average, so a missing one is damage)."""
     if built.variant.checkpoint_renames:
         ckpt = renamed(ckpt, built.variant.checkpoint_renames)
     averaged = {ema_prefix(player): player for player in built.emas}
     for prefix, module in network_sections(built).items():
         if prefix in averaged and not ckpt.has(prefix):
+            if ema_required:
+                raise CheckpointError(f"{ckpt.path}: no '{prefix}.*' tensors, but the run keeps an EMA of "
+                                      f"{averaged[prefix]!r} (resuming would replace the average by the weights)")
             module.load_state_dict(built.nets.get(averaged[prefix]).state_dict())
             continue
         ckpt.load_module(prefix, module)
+
+
+def check_finite(ckpt: ck.Checkpoint) -> None:
+    """A CheckpointError naming the first tensor with a NaN or an infinity: such a checkpoint (weights,
+    BatchNorm statistics, moments) cannot continue a run, and resume falls back to an older one."""
+    for key, value in ckpt.tensors.items():
+        if value.dtype.is_floating_point and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{ckpt.path}: tensor {key!r} holds non-finite values (NaN or infinity)")
+
+
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def check_scaler_state(name: str, state: object, enabled: bool) -> None:
+    """A ValueError naming ``scaler.<player>`` unless ``state`` is a GradScaler's: nothing when the scaler is
+    off (no fp16), else a finite positive scale within float32, growth above 1, back-off within (0, 1) and
+    the tracker within its interval (a NaN scale would skip every step; 1e300 is infinite in float32)."""
+    if not isinstance(state, dict):
+        raise ValueError(f"{name} must be a JSON object")
+    if not enabled:
+        return
+
+    def number(key: str, low: float, high: float, *, integer: bool = False) -> float:
+        value = state.get(key)
+        kind = int if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kind) or not (low <= value <= high):
+            raise ValueError(f"{name}: {key!r} must be a {'whole ' if integer else ''}number within "
+                             f"[{low:g}, {high:g}], found {json.dumps(value)[:40]}")
+        return value
+
+    number("scale", 2.0 ** -149, _FLOAT32_MAX)
+    number("growth_factor", 1.0, 1e6)
+    number("backoff_factor", 1e-6, 1.0)
+    interval = number("growth_interval", 1, 2 ** 31 - 1, integer=True)
+    number("_growth_tracker", 0, interval, integer=True)
 
 
 def data_spec(ckpt: ck.Checkpoint) -> DataSpec:
@@ -225,12 +264,17 @@ class TrainState:
     def restore(self, ckpt: ck.Checkpoint, *, seed: int, rank: int = 0, distributed: bool = False) -> None:
         """Continue exactly from ``ckpt``: networks, EMA, optimizers, scalers, RNG streams,
         the sampler's position and the counters."""
-        load_networks(ckpt, self.built)
+        check_finite(ckpt)
+        load_networks(ckpt, self.built, ema_required=True)
         try:
+            updates = ckpt.json("updates") if "updates" in ckpt.metadata else {
+                CRITIC: int(ckpt.metadata.get("critic_steps", 0)), "generator": ckpt.step}
             for player, updater in self.updaters.items():
                 ck.load_optimizer_state(updater.optimizer, f"optim.{player}", ckpt.tensors,
-                                        ckpt.metadata[f"optim.{player}"])
-                updater.scaler.load_state_dict(ckpt.json(f"scaler.{player}"))
+                                        ckpt.metadata[f"optim.{player}"], required=updates.get(player, 0) > 0)
+                scaler = ckpt.json(f"scaler.{player}")
+                check_scaler_state(f"scaler.{player}", scaler, updater.scaler.is_enabled())
+                updater.scaler.load_state_dict(scaler)
             torch.set_rng_state(ckpt.tensors["rng.torch"])
             if self.device.type == "cuda" and "rng.cuda" in ckpt.tensors:
                 torch.cuda.set_rng_state(ckpt.tensors["rng.cuda"], self.device)
@@ -244,8 +288,6 @@ class TrainState:
                 if distributed:
                     self.augment.rng.manual_seed(process_seeds(seed, rank, ckpt.step)[0] + 2)
             self.sampler.restore(ckpt.section("sampler"), ckpt.json("sampler"))
-            updates = ckpt.json("updates") if "updates" in ckpt.metadata else {
-                CRITIC: int(ckpt.metadata.get("critic_steps", 0)), "generator": ckpt.step}
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise CheckpointError(f"{ckpt.path}: cannot restore the training state: {exc}") from None
         self.step = self.interval_start = ckpt.step
