@@ -177,7 +177,7 @@ def open_pack(path: str | Path) -> Pack:
             begin, end = (int(v) for v in entry["data_offsets"])
         except (KeyError, TypeError, ValueError):
             raise ConfigError(f"{path}: the pack's entry for {name!r} is malformed") from None
-        if end - begin != int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize:
+        if min(shape, default=0) < 0 or end - begin != int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize:
             raise ConfigError(f"{path}: the pack's {name!r} does not fit its shape {list(shape)}")
         if start + end > size:
             raise ConfigError(f"{path}: truncated pack ({size} bytes, {name!r} needs {start + end}); pack it again")
@@ -185,4 +185,43 @@ def open_pack(path: str | Path) -> Pack:
         arrays[name] = np.memmap(path, dtype=dtype, mode="c", offset=start + begin, shape=shape)
     if "images" not in arrays:
         raise ConfigError(f"{path}: the pack holds no images")
-    return Pack(path=path, metadata={k: str(v) for k, v in metadata.items()}, arrays=arrays)
+    metadata = {k: str(v) for k, v in metadata.items()}
+    check_pack(path, arrays, metadata)
+    return Pack(path=path, metadata=metadata, arrays=arrays)
+
+
+def check_pack(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """The pack's schema, checked on opening (``run``, ``data info``, ``data preview`` alike): images uint8
+    ``[N, C, S, S]`` with 1, 3 or 4 channels, labels int64 ``[N]`` within ``num_classes`` (a whole number), the
+    ``settings`` entry a JSON object. A ConfigError names the file, the entry and what was expected."""
+    for name in ("images", "images_b"):
+        if name not in arrays:
+            continue
+        array = arrays[name]
+        shape = list(array.shape)
+        if array.dtype != np.uint8 or array.ndim != 4 or shape[1] not in (1, 3, 4) or shape[2] != shape[3] \
+                or min(shape) < 1:
+            raise ConfigError(f"{path}: the pack's {name!r} is {array.dtype} {shape}; expected uint8 [N, C, S, S] "
+                              "with N, S >= 1 and C 1, 3 or 4 (pack the source again)")
+    text = metadata.get("num_classes", "0")
+    if not (text.isascii() and text.isdigit() and len(text) <= 7):
+        raise ConfigError(f"{path}: pack metadata num_classes {text[:40]!r} is not a whole number of classes")
+    num_classes = int(text)
+    for name, images in (("labels", "images"), ("labels_b", "images_b")):
+        if name not in arrays:
+            continue
+        labels = arrays[name]
+        if labels.dtype != np.int64 or labels.ndim != 1 or images not in arrays \
+                or len(labels) != len(arrays[images]):
+            raise ConfigError(f"{path}: the pack's {name!r} is {labels.dtype} {list(labels.shape)}; expected int64 "
+                              f"[{len(arrays[images]) if images in arrays else 'N'}], one label per image")
+        low, high = (int(labels.min()), int(labels.max())) if len(labels) else (0, -1)
+        if low < 0 or high >= num_classes:
+            raise ConfigError(f"{path}: the pack's {name!r} run from {low} to {high}, outside 0..{num_classes - 1} "
+                              f"(its num_classes is {num_classes})")
+    try:
+        settings = json.loads(metadata.get("settings", "{}"))
+    except (json.JSONDecodeError, RecursionError):
+        settings = None
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{path}: pack metadata 'settings' is not a JSON object")
