@@ -89,6 +89,12 @@ class RunConfig:
             raise PluginError(f"plugin {plugin!r} declares no settings (gancore_plugin_settings)") from None
 
     @property
+    def data_where(self) -> str:
+        """How an error about the loaded data names it: ``data.path: PATH`` for a source read from disk."""
+        path = getattr(self.data, "path", None)
+        return f"data.path: {path}" if path else f"data.name: {self.data_cls.name}"
+
+    @property
     def plugins_off(self) -> list[str]:
         """The plugins switched off for this run (``<plugin>.enabled = false``)."""
         return [name for name, settings in self.plugins.items() if not getattr(settings, "enabled", True)]

@@ -6,6 +6,9 @@ from typing import Any
 
 from gancore.errors import ConfigError
 
+#: The most classes a labelled source may have (a label embedding's rows: a bigger label is damage).
+MAX_CLASSES = 100_000
+
 #: How deep a config's tables and lists may nest (gancore's own go 4 deep).
 MAX_DEPTH = 32
 

@@ -99,6 +99,32 @@ class TensorData:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    def check(self, where: str) -> None:
+        """The shapes and labels a source declares, checked when it is loaded (``where`` names it in the
+        error, e.g. ``data.path: ~/mnist``): images ``[N, C, S, S]`` with N, S >= 1 or vectors ``[N, D]``;
+        labels one integer per sample within ``[0, num_classes)``; a second domain of the first's kind."""
+        from gancore.errors import ConfigError
+
+        for name, x, y in (("", self.x, self.y), (" second-domain", self.x_b, self.y_b)):
+            if x is None:
+                continue
+            shape = list(x.shape)
+            image = len(shape) == 4 and shape[2] == shape[3] and min(shape) >= 1
+            if not (image or (len(shape) == 2 and min(shape) >= 1)):
+                raise ConfigError(f"{where}: the{name} samples are {shape}; expected square images [N, C, S, S] "
+                                  "with N, S >= 1, or vectors [N, D]")
+            if y is None:
+                continue
+            if y.dim() != 1 or len(y) != shape[0] or y.dtype.is_floating_point or y.dtype == torch.bool:
+                raise ConfigError(f"{where}: the{name} labels are {y.dtype} {list(y.shape)}; expected one integer "
+                                  f"label per sample [{shape[0]}]")
+            from gancore.limits import MAX_CLASSES
+
+            low, high = int(y.min()), int(y.max())
+            if low < 0 or high >= self.num_classes or self.num_classes > MAX_CLASSES:
+                raise ConfigError(f"{where}: the{name} labels run from {low} to {high}, outside "
+                                  f"0..{self.num_classes - 1} (the source has {self.num_classes} classes)")
+
 
 @dataclass
 class DecodePlan:

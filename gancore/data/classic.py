@@ -82,9 +82,9 @@ class IDXDigits(DataSource):
         prefix = "train" if self.config.split == "train" else "t10k"
         images = read_idx(self._find(f"{prefix}-images-idx3-ubyte"))
         labels = read_idx(self._find(f"{prefix}-labels-idx1-ubyte"))
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels) or min(images.shape) < 1:
             raise ConfigError(f"data.path: the {prefix} images {list(images.shape)} and labels {list(labels.shape)} "
-                              "of " + self.config.path + " do not match")
+                              "of " + self.config.path + " do not match (expected N images of H x W >= 1 and N labels)")
         x = _resized(images[:, None], self.config.image_size)
         return TensorData(x=x, y=torch.from_numpy(labels.astype(np.int64)), num_classes=10)
 
@@ -111,11 +111,27 @@ def load_cifar_python(path: Path) -> dict:
 
     try:
         data = read_batch(path.read_bytes())
-    except (RefusedBatch, ValueError, TypeError, KeyError, IndexError, OSError) as exc:
+    except (RefusedBatch, ValueError, TypeError, KeyError, IndexError, OSError, AttributeError, MemoryError,
+            OverflowError, RecursionError, EOFError) as exc:
         raise ConfigError(f"data.path: {path} is not a CIFAR python batch (refused: {exc})") from None
     if not isinstance(data, dict) or b"data" not in data or b"labels" not in data:
         raise ConfigError(f"data.path: {path} is not a CIFAR python batch (no data and labels)")
     return data
+
+
+def _cifar_rows(path: Path, batch: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A python batch's images ``[N, 3, 32, 32]`` and labels ``[N]``: pixels whole numbers within 0..255, labels
+    whole numbers, one per row (anything else, of any type, is one line naming the file)."""
+    try:
+        data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
+    except (ValueError, TypeError, OverflowError, MemoryError, RecursionError):
+        data = labels = np.zeros(0, dtype=object)
+    pixels = data.dtype.kind in "iu" and data.ndim == 2 and data.shape[1] == 3072 and len(data) > 0 and (
+        data.dtype == np.uint8 or (int(data.min()) >= 0 and int(data.max()) <= 255))
+    if not pixels or labels.dtype.kind not in "iu" or labels.shape != (len(data),):
+        raise ConfigError(f"data.path: {path}: data and labels are not CIFAR's rows (expected N rows of 3,072 "
+                          "pixels within 0..255 and N whole-number labels)")
+    return data.astype(np.uint8).reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 
 class CIFARSettings(ImageSettings):
@@ -150,18 +166,15 @@ class CIFAR10(DataSource):
                 raise ConfigError(f"data.path: {folder} lacks {path.name} (an incomplete download?)")
             if kind == "bin":
                 raw = np.fromfile(path, dtype=np.uint8)
-                if raw.size % 3073:
+                if raw.size % 3073 or not raw.size:
                     raise ConfigError(f"data.path: {path} is not whole 3,073-byte CIFAR records (truncated?)")
                 records = raw.reshape(-1, 3073)
                 labels.append(records[:, 0].astype(np.int64))
                 images.append(records[:, 1:].reshape(-1, 3, 32, 32))
             else:
-                batch = load_cifar_python(path)
-                data = np.asarray(batch[b"data"], dtype=np.uint8)
-                if data.ndim != 2 or data.shape[1] != 3072 or len(batch[b"labels"]) != len(data):
-                    raise ConfigError(f"data.path: {path}: data and labels are not CIFAR's 3,072-byte rows")
-                images.append(data.reshape(-1, 3, 32, 32))
-                labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
+                data, rows = _cifar_rows(path, load_cifar_python(path))
+                images.append(data)
+                labels.append(rows)
         y = np.concatenate(labels)
         if y.min() < 0 or y.max() > 9:
             raise ConfigError(f"data.path: labels outside 0-9 in {folder}")

@@ -204,8 +204,11 @@ def check_pack(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, st
             raise ConfigError(f"{path}: the pack's {name!r} is {array.dtype} {shape}; expected uint8 [N, C, S, S] "
                               "with N, S >= 1 and C 1, 3 or 4 (pack the source again)")
     text = metadata.get("num_classes", "0")
-    if not (text.isascii() and text.isdigit() and len(text) <= 7):
-        raise ConfigError(f"{path}: pack metadata num_classes {text[:40]!r} is not a whole number of classes")
+    from gancore.limits import MAX_CLASSES
+
+    if not (text.isascii() and text.isdigit() and len(text) <= 7 and int(text) <= MAX_CLASSES):
+        raise ConfigError(f"{path}: pack metadata num_classes {text[:40]!r} is not a whole number of classes "
+                          f"within 0..{MAX_CLASSES}")
     num_classes = int(text)
     for name, images in (("labels", "images"), ("labels_b", "images_b")):
         if name not in arrays:

@@ -135,6 +135,7 @@ def _quantised(x: Any) -> np.ndarray:
 
 def _pack_loaded(source: DataSource, out: Path) -> PackResult:
     data = source.load()
+    data.check(f"data.path: {source.config.path}" if getattr(source.config, "path", None) else f"pack: {source.name}")
     if data.kind != "image":
         raise ConfigError(f"pack: {source.name} gives vector data, which is drawn, not decoded: train on it directly")
     arrays: dict[str, tuple[Any, tuple[int, ...]]] = {"images": (np.uint8, tuple(data.x.shape))}

@@ -80,6 +80,7 @@ class Trainer:
         from_scratch = self.directory.check(resume)
         resume = resume and not from_scratch
         data: TensorData = cfg.data_cls(cfg.data).load()
+        data.check(cfg.data_where)
         for note in data.notes:
             self.echo(f"note: {note}")
         if cfg.data_flip:  # data.flip of a source without its own: the sampler flips images
