@@ -255,6 +255,7 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
     if loss_cls.generator_uses_real and not variant_cls.capabilities(variant_settings).generator_loss_gets_real:
         raise ConfigError(f"loss.name: the {loss_cls.name} loss needs the critic's outputs on a real batch in "
                           f"the generator step, which variant {variant_cls.name!r} does not give; choose another loss")
+    _check_capabilities(variant_cls, variant_settings, parsed.train.batch_size, data_settings)
     eval_metrics = [
         _plugin_section(host.metrics, section, f"eval.metrics.{i}")
         for i, section in enumerate(merged.get("eval", {}).get("metrics", []))
@@ -280,6 +281,20 @@ def resolve(host: PluginHost, raw: dict[str, Any], sets: tuple[str, ...] | list[
         augment_cls=augment_cls,
         augment=augment_settings,
     )
+
+
+def _check_capabilities(variant_cls: type, variant: Settings, batch_size: int, data: Settings) -> None:
+    """The batch size and image size the variant's networks accept, with these settings (its capabilities)."""
+    caps = variant_cls.capabilities(variant)
+    name = variant_cls.name
+    if batch_size < caps.min_batch_size:
+        raise ConfigError(f"train.batch_size: {batch_size} is below {caps.min_batch_size}, the smallest batch the "
+                          f"networks of variant {name!r} accept (their normalisation layers need more samples)")
+    size = getattr(data, "image_size", None)
+    if isinstance(size, int) and size < caps.min_image_size:
+        raise ConfigError(f"data.image_size: {size} is below {caps.min_image_size}, the smallest image the "
+                          f"networks of variant {name!r} downsample with these settings (use larger images or "
+                          "fewer downsampling layers)")
 
 
 def _augment_section(host: PluginHost, section: Any, kind: str,

@@ -77,6 +77,12 @@ class Capabilities:
     """The players that keep an exponential moving average of their weights when ``train.ema`` is
     set (checkpointed as ``ema`` for the generator, ``ema_<player>`` for the others); sampling,
     translation and evaluation use the averages unless told not to (``--no-ema``)."""
+    min_batch_size: int = 1
+    """The smallest ``train.batch_size`` the networks accept (a BatchNorm1d needs two samples per channel):
+    a smaller one is a config error naming the key at resolve time, before anything is built."""
+    min_image_size: int = 1
+    """The smallest ``data.image_size`` the networks' downsampling accepts (an InstanceNorm needs more than
+    one value per channel, a 4x4 convolution a map of at least 2x2): checked like ``min_batch_size``."""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ would choke on refused in one line."""
 
 from __future__ import annotations
 
+import re
 import typing
 
 import annotated_types
@@ -130,3 +131,32 @@ def test_resume_refuses_what_cannot_change_and_applies_what_can(tmp_path, assign
     assert allowed.exit_code == 0, allowed.output
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["steps"] == 6 and config["optim"]["generator"]["lr"] == 0.0005
+
+
+@pytest.mark.parametrize(("variant", "sets", "match"), [
+    ("infogan", ["train.batch_size=1"], r"train.batch_size: 1 is below 2, the smallest batch .*'infogan'"),
+    ("cyclegan", ["data.image_size=8"], r"data.image_size: 8 is below 12, the smallest image .*'cyclegan'"),
+    ("cyclegan", ["data.image_size=16", "variant.critic_layers=3"], r"data.image_size: 16 is below 24"),
+    ("pix2pix", ["data.image_size=16", "variant.critic_layers=3"], r"data.image_size: 16 is below 24"),
+])
+def test_sizes_the_networks_cannot_take_are_refused_at_resolve_time(tmp_path, variant, sets, match):
+    """A variant declares the batch and image sizes its networks take (Capabilities.min_batch_size,
+    min_image_size, per setting); a smaller one is one line naming the key before any directory is made."""
+    args = ["run", variant, "--out", str(tmp_path / "run"), "--set", "train.steps=1", "--set", "log.progress=false"]
+    for item in sets:
+        args += ["--set", item]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and re.search(match, result.output), result.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("variant", "sets"), [
+    ("infogan", ["train.batch_size=2"]), ("cyclegan", ["data.image_size=12", "train.batch_size=2"]),
+])
+def test_the_declared_smallest_sizes_train(tmp_path, variant, sets):
+    args = ["run", variant, "--out", str(tmp_path / "run"), "--set", "train.steps=1", "--set", "log.progress=false",
+            "--set", "log.sample_every=0"]
+    for item in sets:
+        args += ["--set", item]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output

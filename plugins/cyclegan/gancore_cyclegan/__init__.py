@@ -28,6 +28,7 @@ from pydantic import Field
 
 from gancore import (
     Batch,
+    Capabilities,
     ConfigError,
     InitReport,
     Networks,
@@ -93,6 +94,14 @@ class CycleGAN(Variant):
                          "train.batch_size": 1, "train.steps": 200000, "log.sample_every": 5000,
                          "log.checkpoint_every": 10000}),
     }
+
+    @classmethod
+    def capabilities(cls, config: Settings) -> Capabilities:
+        from gancore.nets import PatchCritic
+
+        c: Any = config  # the PatchGAN's maps, and each generator stage's (a 7x7 reflection pad needs 4x4)
+        return Capabilities(min_image_size=max(PatchCritic.min_image_size(c.critic_layers),
+                                               4 * 2 ** c.generator_downsampling))
 
     @classmethod
     def defaults(cls, config: Settings) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from gancore import (
     Batch,
+    Capabilities,
     Code,
     ConfigError,
     Networks,
@@ -70,6 +71,10 @@ class InfoGAN(Variant):
     presets = {
         "gpu": gpu_preset(),
     }
+
+    @classmethod
+    def capabilities(cls, config: Settings) -> Capabilities:
+        return Capabilities(min_batch_size=2)  # the Q head's BatchNorm1d needs two samples
 
     @classmethod
     def defaults(cls, config: Settings) -> dict[str, Any]:

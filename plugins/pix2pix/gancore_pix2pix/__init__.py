@@ -22,6 +22,7 @@ from pydantic import Field
 
 from gancore import (
     Batch,
+    Capabilities,
     ConfigError,
     Networks,
     PenaltyInput,
@@ -81,6 +82,13 @@ class Pix2Pix(Variant):
                           "(paired or pack) and data.path", image_size=256, width=None, batch_size=16, steps=40000,
                           settings=PAPER),
     }
+
+    @classmethod
+    def capabilities(cls, config: Settings) -> Capabilities:
+        from gancore.nets import PatchCritic
+
+        c: Any = config
+        return Capabilities(min_image_size=PatchCritic.min_image_size(c.critic_layers, c.norm))
 
     @classmethod
     def defaults(cls, config: Settings) -> dict[str, Any]:
