@@ -128,9 +128,11 @@ def run(variant: str, config_file: str | None, sets: tuple[str, ...], out: str |
         raise click.UsageError("--out is required under torch.distributed (every process must name the same run)")
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1 and not dry_run:
         from gancore.kernel.distributed import launch
+        from gancore.kernel.precision import resolve_device
 
         # one clear error here, not one per process
-        resolve(host(), build_raw(variant, config_file, preset=preset_settings(host(), variant, preset)), sets)
+        cfg = resolve(host(), build_raw(variant, config_file, preset=preset_settings(host(), variant, preset)), sets)
+        resolve_device(cfg.train.device)  # train.device=cuda without CUDA: one line, before any process starts
         out = out or str(Path("runs") / f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}")
         args = [variant, "--out", out, *(["--config", config_file] if config_file else []),
                 *(["--preset", preset] if preset else []),

@@ -40,8 +40,15 @@ def pack(source: str, out: str, sets: tuple[str, ...], config_file: str | None, 
     raw: dict = {}
     if config_file is not None:
         loaded = load_file(config_file)
-        raw = dict(loaded.get("data", loaded)) if isinstance(loaded.get("data", loaded), dict) else {}
-        raw.pop("name", None)
+        section = loaded["data"] if "data" in loaded else loaded
+        if not isinstance(section, dict):
+            raise ConfigError(f"--config {config_file}: 'data' must be a table of the source's settings, found "
+                              f"{json.dumps(section)[:60]}")
+        raw = dict(section)
+        named = raw.pop("name", source)
+        if named != source:
+            raise ConfigError(f"--config {config_file}: data.name is {json.dumps(named)[:60]}, but SOURCE is "
+                              f"{source!r} (pass the source the settings are for)")
     tree = {"data": raw}
     for assignment in sets:
         key = assignment.split("=", 1)[0].strip()

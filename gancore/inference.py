@@ -134,6 +134,18 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def _read_tensor(path: Path) -> Tensor:
+    """Images in [-1, 1] from a ``.npy`` or ``.safetensors`` file; values outside it (pixels of 0..255, another
+    scale) are one line naming the file, never translated as they are."""
+    x = _read_tensor_file(path)
+    if x.numel() and torch.isfinite(x).all():
+        low, high = float(x.min()), float(x.max())
+        if low < -1.0 - 1e-4 or high > 1.0 + 1e-4:
+            raise ConfigError(f"--input: {path} holds values from {low:g} to {high:g}; expected images in [-1, 1] "
+                              "(pixels p of 0..255 are p / 127.5 - 1)")
+    return x
+
+
+def _read_tensor_file(path: Path) -> Tensor:
     if path.suffix == ".npy":
         try:
             array = np.load(path, allow_pickle=False)

@@ -88,6 +88,15 @@ def test_a_broken_png_is_one_line_from_run_and_translate_and_pack(tmp_path):
     one = runner.invoke(cli, ["translate", str(tmp_path / "cy"), "--input", str(good / "img00.png"), "--out",
                               str(good / "." / "img00.png")])
     assert one.exit_code == 2 and "is the --input file" in one.output
+    # tensors in [-1, 1] only: pixels of 0..255 are not translated as they are
+    import numpy as np
+
+    np.save(tmp_path / "pixels.npy", np.full((2, 1, 16, 16), 200, dtype=np.float32))
+    wide = runner.invoke(cli, ["translate", str(tmp_path / "cy"), "--input", str(tmp_path / "pixels.npy"), "--out",
+                               str(tmp_path / "t.npy")])
+    assert wide.exit_code == 2 and wide.output.strip().splitlines()[-1] == (
+        f"gancore: error: --input: {tmp_path / 'pixels.npy'} holds values from 200 to 200; expected images in "
+        "[-1, 1] (pixels p of 0..255 are p / 127.5 - 1)") and not (tmp_path / "t.npy").exists()
 
 
 def test_skip_bad_leaves_the_bad_files_out_of_a_run_and_names_them(tmp_path):
@@ -172,3 +181,24 @@ def test_any_byte_flip_in_a_png_decodes_or_is_one_line(tmp_path, position, mask)
         assert message.startswith(f"data.path: cannot read image {path}: ") and "\n" not in message
     else:
         assert image.shape == (1, 8, 8) and image.dtype == np.uint8
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('{"data": [1, 2]}', "'data' must be a table of the source's settings, found [1, 2]"),
+    ('{"data": "digits"}', "'data' must be a table of the source's settings"),
+    ('{"data": {"name": "celeba"}}', "data.name is \"celeba\", but SOURCE is 'digits'"),
+])
+def test_data_pack_config_that_is_not_the_sources_settings_is_one_line(tmp_path, content, message):
+    (tmp_path / "c.json").write_text(content)
+    result = CliRunner().invoke(cli, ["data", "pack", "digits", "--out", str(tmp_path / "d.pack"), "--config",
+                                      str(tmp_path / "c.json"), "--no-progress"])
+    assert result.exit_code == 2 and message in result.output and not (tmp_path / "d.pack").exists(), result.output
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_nproc_with_a_cuda_device_that_is_not_there_is_one_line_before_any_process(tmp_path):
+    result = CliRunner().invoke(cli, ["run", "dcgan", "--out", str(tmp_path / "run"), "--nproc", "2",
+                                      "--set", "train.device=cuda", "--set", "train.steps=1"])
+    assert result.exit_code == 2 and result.output.strip() == (
+        "gancore: error: train.device: cuda was asked for but no CUDA device is available")
+    assert not (tmp_path / "run").exists()

@@ -65,7 +65,9 @@ def from_env(device_setting: str) -> Dist:
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not torch.distributed.is_available():
         raise ConfigError("--nproc: this torch build has no torch.distributed")
-    use_cuda = device_setting.startswith("cuda") or (device_setting == "auto" and torch.cuda.is_available())
+    from gancore.kernel.precision import resolve_device
+
+    use_cuda = resolve_device(device_setting).type == "cuda"  # a CUDA device that is not there: one line
     if not torch.distributed.is_initialized():
         if use_cuda:
             torch.cuda.set_device(local)
