@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -87,15 +88,38 @@ def atomic_path(path: str | Path, *, fsync: bool = False,
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
-        raise WriteError(f"cannot write {path}: {os_error_reason(exc)}") from None
     except Exception as exc:
-        reason = describe(exc) if describe is not None else None
+        reason = (describe(exc) if describe is not None else None) or writer_reason(exc)
         if reason is None:
             raise
         raise WriteError(f"cannot write {path}: {reason}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def writer_reason(exc: BaseException) -> str | None:
+    """Why a writer failed, in plain words, for the errors writers raise besides a plain OSError: numpy's cut-short
+    write (an OSError without errno: "16384 requested and 468 written"), safetensors' own error wrapping the
+    system's ("File too large (os error 27)"). None: not a write failure this knows."""
+    import errno as errnos
+
+    text = str(exc)
+    if isinstance(exc, OSError):
+        if exc.errno is None and _SHORT_WRITE.search(text):
+            return "the write was cut short (the disk is full or a file size limit was reached)"
+        return os_error_reason(exc)
+    if type(exc).__name__ == "SafetensorError":
+        found = _OS_ERROR.search(text)
+        if found:
+            return os_error_reason(OSError(int(found.group(1)), os.strerror(int(found.group(1)))))
+        if "too large" in text.lower() or "no space" in text.lower():
+            return os_error_reason(OSError(errnos.EFBIG, "File too large"))
+        return text
+    return None
 
 
 def write_text_atomic(text: str, path: str | Path) -> None:

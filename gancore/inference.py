@@ -117,15 +117,10 @@ def write_samples(x: Tensor, out: str | Path, labels: Tensor | None = None, nrow
         tensors = {"samples": x.contiguous()}
         if labels is not None:
             tensors["labels"] = labels.contiguous()
-        with atomic_path(out, describe=_safetensors_reason) as tmp:
+        with atomic_path(out) as tmp:
             save_file(tensors, str(tmp))
     else:
         raise ConfigError(f"--out: {out} must end in .png, .npy or .safetensors")
-
-
-def _safetensors_reason(exc: BaseException) -> str | None:
-    """safetensors' writer raises its own error for what is an OSError elsewhere (a full disk)."""
-    return str(exc) if type(exc).__name__ == "SafetensorError" else None
 
 
 TENSOR_SUFFIXES = (".npy", ".safetensors")

@@ -153,3 +153,38 @@ def test_a_decompression_bomb_is_one_line_and_the_limit_can_be_raised(translator
     assert gancore(*args, env={"GANCORE_MAX_IMAGE_PIXELS": "20000000"}).returncode == 0
     bad = gancore(*args, env={"GANCORE_MAX_IMAGE_PIXELS": "lots"})
     assert bad.returncode == 2 and "GANCORE_MAX_IMAGE_PIXELS: expected a positive number" in one_line_error(bad)
+
+
+@pytest.mark.parametrize(("command", "target"), [
+    (["sample", "{run}", "--n", "64", "--out", "{out}/s.png"], "s.png"),
+    (["sample", "{run}", "--n", "64", "--out", "{out}/s.npy"], "s.npy"),
+    (["sample", "{run}", "--n", "64", "--out", "{out}/s.safetensors"], "s.safetensors"),
+    (["report", "{run}", "--out", "{out}/r.html"], "r.html"),
+])
+def test_a_full_disk_leaves_no_output_and_no_temporary_file_and_names_the_target(run, tmp_path, command, target):
+    out = tmp_path / "out"
+    out.mkdir()
+    args = [a.format(run=run, out=out) for a in command]
+    proc = gancore(*args, fsize=2000, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    assert proc.returncode != 0
+    line = one_line_error(proc)
+    assert str(out / target) in line and ("file size limit" in line or "disk is full" in line), line
+    assert list(out.iterdir()) == []  # neither the target nor a temporary file
+
+
+def test_a_full_disk_during_eval_leaves_no_temporary_file(run, tmp_path):
+    import shutil
+
+    where = tmp_path / "run"
+    shutil.copytree(run, where)
+    first = gancore("eval", str(where), "--metric", "kid", "--n", "64")  # fills the extractor and feature caches
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = sorted(p.name for p in (where / "eval").iterdir())
+    for p in (where / "eval").iterdir():
+        p.unlink()
+    proc = gancore("eval", str(where), "--metric", "kid", "--n", "64", fsize=40,
+                   env={"PYTHONDONTWRITEBYTECODE": "1"})
+    assert proc.returncode != 0
+    line = one_line_error(proc)
+    assert f"cannot write {where / 'eval' / before[0]}" in line and "file size limit" in line, line
+    assert list((where / "eval").iterdir()) == []  # neither the result nor a temporary file

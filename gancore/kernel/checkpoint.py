@@ -57,17 +57,7 @@ def write_atomic(tensors: dict[str, Tensor], metadata: dict[str, str], path: Pat
     """Write a safetensors file atomically (:func:`gancore.files.atomic_path`, fsynced). A failed write
     (disk full, permission) leaves any file already at ``path`` as it was and raises
     :class:`~gancore.errors.WriteError` naming the file and the reason."""
-    from safetensors import SafetensorError
-
-    def describe(exc: BaseException) -> str | None:
-        if not isinstance(exc, SafetensorError):
-            return None
-        text = str(exc)  # safetensors reports a failed write (EFBIG, ENOSPC) as its own error
-        if "too large" in text.lower() or "no space" in text.lower():
-            return "the disk is full or a file size limit was reached"
-        return text
-
-    with atomic_path(path, fsync=True, describe=describe) as tmp:
+    with atomic_path(path, fsync=True) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
 
 
