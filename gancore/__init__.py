@@ -28,8 +28,8 @@ _EXPORTS = {
     "Run": "gancore.kernel.run_view",
     "lazy_module": "gancore.lazy",
     **dict.fromkeys(("Model", "load", "train"), "gancore.api"),
-    **dict.fromkeys(("CRITIC", "Capabilities", "InitReport", "Phase", "Preset", "Variant", "gpu_preset"),
-                    "gancore.variant"),
+    **dict.fromkeys(("CRITIC", "Capabilities", "InitReport", "Phase", "Preset", "Variant", "gpu_preset",
+                     "patchgan_min_image_size"), "gancore.variant"),
 }
 
 
@@ -73,7 +73,16 @@ if TYPE_CHECKING:
     from gancore.lazy import lazy_module
     from gancore.metrics import Metric, MetricContext
     from gancore.modules import Critic, Generator
-    from gancore.variant import CRITIC, Capabilities, InitReport, Phase, Preset, Variant, gpu_preset
+    from gancore.variant import (
+        CRITIC,
+        Capabilities,
+        InitReport,
+        Phase,
+        Preset,
+        Variant,
+        gpu_preset,
+        patchgan_min_image_size,
+    )
 
 __version__ = "0.1.0"
 
@@ -81,7 +90,8 @@ __version__ = "0.1.0"
 # order). A DCGAN-like variant needs the first group and ``hookimpl``.
 __all__ = [
     # variants
-    "Variant", "Phase", "CRITIC", "Capabilities", "Preset", "gpu_preset", "InitReport", "Networks",
+    "Variant", "Phase", "CRITIC", "Capabilities", "patchgan_min_image_size", "Preset", "gpu_preset", "InitReport",
+    "Networks",
     "Generator", "Critic", "Batch", "StepContext", "StepOutput", "Settings", "NoSettings", "NetworkWidths",
     "DataSpec", "Code",
     # losses and regularizers

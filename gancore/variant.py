@@ -85,6 +85,22 @@ class Capabilities:
     one value per channel, a 4x4 convolution a map of at least 2x2): checked like ``min_batch_size``."""
 
 
+def patchgan_min_image_size(layers: int) -> int:
+    """The smallest image side a PatchGAN critic of ``layers`` strided layers (:class:`gancore.nets.PatchCritic`)
+    takes, for :attr:`Capabilities.min_image_size`: every 4x4 convolution (padding 1) sees at least 2x2, and
+    every normalised map holds more than one value (InstanceNorm refuses a 1x1 map). Needs no torch, so
+    resolving a config stays light."""
+    for side in range(2, 1 << 16):
+        size, fits = side // 2, True  # after the first, unnormalised, stride-2 convolution
+        for i in range(1, layers + 1):
+            fits = fits and size >= 2
+            size = (size - 2) // (2 if i < layers else 1) + 1
+            fits = fits and size >= 2
+        if fits and size >= 2:  # the last convolution needs 2x2 too
+            return side
+    raise ValueError(f"no image size fits a PatchGAN of {layers} layers")
+
+
 @dataclass(frozen=True)
 class Preset:
     """A variant's named bundle of settings, e.g. larger networks and images for a GPU.

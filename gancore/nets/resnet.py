@@ -72,19 +72,11 @@ class PatchCritic(Critic):
                 nn.init.zeros_(m.bias)
 
     @staticmethod
-    def min_image_size(layers: int, norm: Norm = "instance") -> int:
-        """The smallest side a PatchGAN of ``layers`` takes: every 4x4 convolution sees at least 2x2 (with its
-        padding of 1), and under InstanceNorm every normalised map holds more than one value (1x1 is refused)."""
-        least = 2 if norm == "instance" else 1
-        for side in range(2, 1 << 16):
-            size, fits = side // 2, True  # after the first, unnormalised, stride-2 convolution
-            for i in range(1, layers + 1):
-                fits = fits and size >= 2
-                size = (size - 2) // (2 if i < layers else 1) + 1
-                fits = fits and size >= least
-            if fits and size >= 2:  # the last convolution needs 2x2 too
-                return side
-        raise ValueError(f"no image size fits a PatchGAN of {layers} layers")
+    def min_image_size(layers: int) -> int:
+        """The smallest side a PatchGAN of ``layers`` takes (:func:`gancore.patchgan_min_image_size`)."""
+        from gancore.variant import patchgan_min_image_size
+
+        return patchgan_min_image_size(layers)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         return self.net(x)

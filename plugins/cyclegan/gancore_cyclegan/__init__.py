@@ -41,6 +41,7 @@ from gancore import (
     gpu_preset,
     hookimpl,
     lazy_module,
+    patchgan_min_image_size,
 )
 from gancore.translation import OrientMode, orient_generators, orientation_setting
 
@@ -97,10 +98,8 @@ class CycleGAN(Variant):
 
     @classmethod
     def capabilities(cls, config: Settings) -> Capabilities:
-        from gancore.nets import PatchCritic
-
         c: Any = config  # the PatchGAN's maps, and each generator stage's (a 7x7 reflection pad needs 4x4)
-        return Capabilities(min_image_size=max(PatchCritic.min_image_size(c.critic_layers),
+        return Capabilities(min_image_size=max(patchgan_min_image_size(c.critic_layers),
                                                4 * 2 ** c.generator_downsampling))
 
     @classmethod

@@ -35,6 +35,7 @@ from gancore import (
     gpu_preset,
     hookimpl,
     lazy_module,
+    patchgan_min_image_size,
 )
 
 if TYPE_CHECKING:
@@ -85,10 +86,8 @@ class Pix2Pix(Variant):
 
     @classmethod
     def capabilities(cls, config: Settings) -> Capabilities:
-        from gancore.nets import PatchCritic
-
         c: Any = config
-        return Capabilities(min_image_size=PatchCritic.min_image_size(c.critic_layers, c.norm))
+        return Capabilities(min_image_size=patchgan_min_image_size(c.critic_layers))
 
     @classmethod
     def defaults(cls, config: Settings) -> dict[str, Any]:
