@@ -106,8 +106,9 @@ def check_optimizer_state(optimizer: torch.optim.Optimizer, prefix: str, state: 
                           *, required: bool) -> None:
     """A ValueError naming the tensor unless ``state`` is what ``optimizer`` keeps: for each parameter every
     key of :func:`state_template` (``required``: the player has been updated, so every parameter has its
-    state), with its parameter's shape and dtype or a scalar, finite, and never negative where the
-    optimizer never makes it negative. Anything less would resume with fresh moments, not exactly."""
+    state), with its parameter's shape and dtype or a scalar, and never negative where the optimizer never
+    makes it negative (finiteness: :func:`gancore.kernel.state.check_finite`, over every tensor).
+    Anything less would resume with fresh moments, not exactly."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     template = state_template(optimizer)
     for idx in state:
@@ -127,8 +128,6 @@ def check_optimizer_state(optimizer: torch.optim.Optimizer, prefix: str, state: 
             if value.shape != want_shape or value.dtype != want_dtype:
                 raise ValueError(f"{name} is {list(value.shape)} {value.dtype}, expected {list(want_shape)} "
                                  f"{want_dtype}")
-            if not bool(torch.isfinite(value).all()):
-                raise ValueError(f"{name} holds non-finite values")
             if nonneg and bool((value < 0).any()):
                 raise ValueError(f"{name} holds negative values (the optimizer keeps it non-negative)")
 
