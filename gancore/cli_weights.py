@@ -21,8 +21,8 @@ def convert(source: str, out: str, sha256_prefix: str | None) -> None:
     or torch-fidelity's weights-inception-2015-12-05-6726825d.pth) to FILE.safetensors, for
     `--set eval.metrics.fid.extractor=fid-inception --set eval.metrics.fid.weights=FILE.safetensors`.
     The file's sha256 is
-    checked first; it is then read with torch.load(weights_only=True), which runs no code and refuses
-    anything but tensors."""
+    checked first; its pickle is then read as data (nothing is unpickled: torch.save's zip and legacy
+    layouts, dicts of tensors only; anything else is refused)."""
     from gancore.errors import ConfigError
     from gancore.metrics.fid_inception import PUBLISHED_SHA256_PREFIX, convert_weights
 

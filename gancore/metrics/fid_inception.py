@@ -11,8 +11,9 @@ and the 1008 logits without their bias (torch-fidelity's ``logits_unbiased``, fo
 The network's structure and the resize follow pytorch-fid's ``inception.py`` and torch-fidelity's
 ``feature_extractor_inceptionv3.py`` and ``interpolate_compat_tensorflow.py`` (Apache License 2.0).
 Weights are read only from a ``.safetensors`` file made once by ``gancore weights convert``
-(:func:`convert_weights`): the published file is unpickled there with ``torch.load(weights_only=True)``,
-which admits tensors and containers of them and refuses anything else, after its sha256 is checked.
+(:func:`convert_weights`): after its sha256 is checked, the published file's pickle is read there as data
+by :mod:`gancore.metrics.pth_reader` (nothing is unpickled: dicts of tensors are built, anything else is
+refused).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from torch import Tensor, nn
 
 from gancore.errors import ConfigError
 from gancore.files import atomic_path, file_sha256
+from gancore.metrics.pth_reader import read_state_dict
+from gancore.pickle_bytes import RefusedPickle
 
 #: torch.hub's convention: the published file's name carries the first hex digits of its sha256.
 PUBLISHED_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -210,8 +213,9 @@ def convert_weights(src: str | Path, out: str | Path, *,
     """Convert the published PyTorch weights to ``out`` (``.safetensors``), once; returns its metadata.
 
     The file's sha256 must start with ``sha256_prefix`` (the published file's: torch.hub's check); it
-    is then read with ``torch.load(weights_only=True)`` (no code runs: a pickle that names anything but
-    tensors and their containers is refused), and its tensors must be exactly this network's.
+    is then read by :func:`gancore.metrics.pth_reader.read_state_dict` (the pickle's opcodes read as data,
+    nothing unpickled: a file that names anything but tensors and their dicts is refused), and its
+    tensors must be exactly this network's.
     """
     from safetensors.torch import save_file
 
@@ -226,12 +230,11 @@ def convert_weights(src: str | Path, out: str | Path, *,
         raise ConfigError(f"{src}: sha256 {digest[:16]}... does not start with {sha256_prefix} (the published "
                           f"{PUBLISHED_NAME}'s); not the standard FID weights")
     try:
-        state = torch.load(src, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors of every kind: a refused global, a truncated file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"{src}: refused: not a plain file of tensors ({reason[:200]})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConfigError(f"{src}: expected a state dict of tensors, got {type(state).__name__}")
+        state = read_state_dict(src)
+    except RefusedPickle as exc:  # a global other than a tensor's, a damaged or truncated file
+        raise ConfigError(f"{src}: refused: not a plain file of tensors ({str(exc)[:200]})") from None
+    except OSError as exc:
+        raise ConfigError(f"{src}: cannot be read ({exc.strerror or exc})") from None
     tensors = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     expected = _expected()
     missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
