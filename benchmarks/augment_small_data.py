@@ -66,8 +66,8 @@ def one_run(job: tuple) -> dict:
     f, _ = ex.run(Digits(Digits.Config(split="test")).load().x)
     real = (f.mean(0).numpy(), torch.cov(f.T).numpy())
     x = subsets()[fraction]
-    sets = {"train.steps": steps, "train.seed": seed, "log.sample_every": 0, "log.checkpoint_every": every,
-            "log.keep_checkpoints": 100, **AUGMENTS[aug]}
+    sets = {"train.steps": steps, "train.seed": seed, "train.threads": 1, "log.sample_every": 0,
+            "log.checkpoint_every": every, "log.keep_checkpoints": 100, **AUGMENTS[aug]}
     out = Path(tmp) / f"{fraction[:-1]}-{seed}-{aug}"
     t = time.perf_counter()
     model = gancore.train("dcgan", out=out, data=x, set=sets, progress=False)

@@ -19,9 +19,14 @@ class TrainSettings(Settings):
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto",
-        description="Autocast precision. auto: bf16 on GPUs that support it, else fp32 (the "
-        "CPU default: bf16 autocast is slow on CPUs without bf16 units). fp16 uses one "
+        description="Autocast precision. auto: bf16 on GPUs that support it and on CPUs with AMX bf16 units, "
+        "else fp32 (the run's first line says which and why; config.json records the choice). fp16 uses one "
         "GradScaler per player.",
+    )
+    threads: Literal["auto"] | int = Field(
+        "auto", description="Intra-op threads. auto: the cores this process may use (CPU affinity, cgroup "
+        "quota) divided among the gancore runs sharing them, recounted as they start and end. The environment's "
+        "OMP_NUM_THREADS, when set, wins.",
     )
     ema: float | None = Field(
         None,
@@ -95,6 +100,17 @@ class TrainSettings(Settings):
     def _switch(cls, value: Any) -> Any:
         """true/false (and runs saved before "auto" existed) mean on/off."""
         return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads(cls, value: Any) -> Any:
+        if value == "auto" and isinstance(value, str):
+            return value
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4096:
+            return value
+        raise ValueError(f"expected auto or a number of threads from 1 to 4096, got {value!r}")
 
     @field_validator("device")
     @classmethod

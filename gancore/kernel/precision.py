@@ -39,13 +39,52 @@ def resolve_device(name: str, key: str = "train.device") -> torch.device:
     return device
 
 
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``'s ``flags``; empty where there is none)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as fh:
+                cpuinfo = fh.read()
+        except OSError:
+            return set()
+    for line in cpuinfo.splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+#: CPU flags under which bf16 autocast runs faster than fp32, and what they are. AMX's tile units make
+#: oneDNN's bf16 convolutions and matmuls 2.2x faster than fp32 (an Intel Xeon, issue 30). AVX-512-BF16
+#: alone (AMD EPYC Zen 4) converts and dots in bf16 but has no matrix units: measured slower than fp32
+#: for every default run (benchmarks/README.md, "Precision"), so it is not in the list.
+FAST_BF16_FLAGS = {"amx_bf16": "AMX bf16 units"}
+
+
+def choose_precision(name: str, device_type: str, *, cuda_bf16: bool = False,
+                     flags: set[str] | None = None) -> tuple[str, str]:
+    """The precision ``train.precision = name`` means on this device, and why (for the run's first line:
+    ``train.precision`` when it was not ``auto``)."""
+    if name != "auto":
+        return name, "train.precision"
+    if device_type == "cuda":
+        return ("bf16", "auto: the GPU supports bf16") if cuda_bf16 else ("fp32", "auto: the GPU has no bf16")
+    if device_type == "cpu":
+        flags = cpu_flags() if flags is None else flags
+        fast = [what for flag, what in FAST_BF16_FLAGS.items() if flag in flags]
+        if fast:
+            return "bf16", f"auto: the CPU has {fast[0]}"
+        return "fp32", "auto: the CPU has no AMX bf16 units"
+    return "fp32", f"auto: fp32 on {device_type}"
+
+
 def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto``: bf16 on CUDA devices that support it, else fp32 (CPU bf16 is slow here)."""
-    if name == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return "bf16"
-        return "fp32"
-    return name
+    """``auto``: bf16 on CUDA devices that support it and on CPUs with fast bf16 units, else fp32."""
+    return resolve_precision_why(name, device)[0]
+
+
+def resolve_precision_why(name: str, device: torch.device) -> tuple[str, str]:
+    cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return choose_precision(name, device.type, cuda_bf16=cuda_bf16)
 
 
 @dataclass

@@ -30,11 +30,12 @@ from gancore.kernel.distributed import from_env
 from gancore.kernel.drawing import fixed_batch
 from gancore.kernel.finite import nonfinite_loss, nonfinite_state
 from gancore.kernel.phases import PhaseRunner, StepStats
-from gancore.kernel.precision import Precision, resolve_device, resolve_precision
+from gancore.kernel.precision import Precision, resolve_device, resolve_precision_why
 from gancore.kernel.run_dir import RunDirectory
 from gancore.kernel.run_view import Run
 from gancore.kernel.sampler import BatchSampler
 from gancore.kernel.state import TrainState, Updater, process_seeds
+from gancore.kernel.threads import SHARING_REMEDY, SlowdownWatch, ThreadPolicy
 from gancore.plugins import PluginHost
 
 
@@ -68,6 +69,8 @@ class Trainer:
             self._setup(resume)
         except BaseException:
             self.directory.release(remove_if_unused=True)  # a run that fails to start leaves nothing behind
+            if hasattr(self, "threads"):
+                self.threads.close()
             raise
 
     def _setup(self, resume: bool) -> None:
@@ -75,7 +78,12 @@ class Trainer:
         self.device = resolve_device(cfg.train.device)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
-        self.precision = Precision(resolve_precision(cfg.train.precision, self.device), self.device)
+        precision, self.precision_why = resolve_precision_why(cfg.train.precision, self.device)
+        self.precision = Precision(precision, self.device)
+        cfg.train.precision = precision  # config.json and the checkpoints record what auto chose
+        self.threads = ThreadPolicy(cfg.train.threads)
+        self.threads_why = self.threads.start()
+        self.slowdown = SlowdownWatch(self.echo, remedy=SHARING_REMEDY) if self.device.type == "cpu" else None
         # a run killed before its first checkpoint resumes from step 0 (a fresh start in its own directory)
         from_scratch = self.directory.check(resume)
         resume = resume and not from_scratch
@@ -192,8 +200,9 @@ class Trainer:
         if self.built.init_reports:
             self._hook("gancore_initialized", reports=self.built.init_reports)
         self.echo(
-            f"training {cfg.variant_cls.name} on {cfg.data_cls.name} ({self.device}, {self.precision.name}"
-            + (f", {self.dist.world_size} processes x batch {cfg.train.batch_size}" if self.dist.enabled else "")
+            f"training {cfg.variant_cls.name} on {cfg.data_cls.name} ({self.device}; {self.precision.name}, "
+            f"{self.precision_why}; {self.threads_why}"
+            + (f"; {self.dist.world_size} processes x batch {cfg.train.batch_size}" if self.dist.enabled else "")
             + f") for {total} steps -> {self.run_dir}"
         )
         bar = None
@@ -217,6 +226,7 @@ class Trainer:
             if self.dist.enabled and status != "failed":
                 self._end_distributed()
             self.directory.release()
+            self.threads.close()
         return TrainResult(self.step, time.perf_counter() - started, self.directory.last_checkpoint,
                            self.directory.newest_samples(), self.view.stop_reason)
 
@@ -238,7 +248,14 @@ class Trainer:
             self._interval_start = time.perf_counter()
             self.state.interval_start = self.step
         for _ in range(steps):
+            began = time.perf_counter()
             self._iteration()
+            if self.slowdown is not None:
+                self.slowdown.add(time.perf_counter() - began)
+            if self.threads.recount():
+                self.echo(f"threads: {self.threads.describe()}")
+                if self.slowdown is not None:
+                    self.slowdown.reset()
             if bar is not None:
                 bar.update(1)
             last = self.step == cfg.train.steps
