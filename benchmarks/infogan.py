@@ -30,11 +30,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
 
-def train(out: Path, steps: int, seed: int, sets: list[str]) -> float:
-    cmd = [sys.executable, "-m", "gancore", "run", "infogan", "--out", str(out), "--set", f"train.steps={steps}",
-           "--set", f"train.seed={seed}", "--set", "log.progress=false", "--set", f"log.checkpoint_every={steps}",
+def train(out: Path, steps: int | None, seed: int, sets: list[str]) -> float:
+    """One ``gancore run infogan`` (its default steps when ``steps`` is None)."""
+    cmd = [sys.executable, "-m", "gancore", "run", "infogan", "--out", str(out), "--set", f"train.seed={seed}",
+           "--set", "log.progress=false", *(["--set", f"train.steps={steps}"] if steps else []),
            *[x for kv in sets for x in ("--set", kv)]]
     started = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -57,10 +59,22 @@ def shape_measures(images):
     return cov / var_y.clamp_min(1e-6), ((w * dx * dx).sum((1, 2)) / mass).sqrt()
 
 
-def categorical_accuracy(model, classifier, n: int = 1000) -> dict:
+def hungarian(codes, pred, k: int) -> dict:
     import numpy as np
-    import torch
     from scipy.optimize import linear_sum_assignment
+
+    confusion = np.zeros((k, 10), dtype=np.int64)
+    np.add.at(confusion, (codes, pred), 1)
+    rows, cols = linear_sum_assignment(confusion, maximize=True)
+    return {"hungarian_accuracy": float(confusion[rows, cols].sum() / len(codes)),
+            "code_to_digit": {int(r): int(c) for r, c in zip(rows, cols, strict=True)},
+            "confusion": confusion.tolist()}
+
+
+def categorical_accuracy(model, classifier, second=None, n: int = 1000) -> dict:
+    """The Hungarian accuracy of 1,000 samples (100 per code) read by the digits CNN, and by ``second``
+    (the logistic regression of ``digit_judge.py`` on the samples area-downsampled to 8x8) when given."""
+    import torch
 
     from gancore.inference import draw, sample_codes
 
@@ -72,12 +86,12 @@ def categorical_accuracy(model, classifier, n: int = 1000) -> dict:
         assert sample_codes(model, per, code)["category"].eq(code).all()
     with torch.no_grad():
         pred = classifier.run(x)[1].argmax(1)
-    confusion = np.zeros((k, 10), dtype=np.int64)
-    np.add.at(confusion, (codes.numpy(), pred.numpy()), 1)
-    rows, cols = linear_sum_assignment(confusion, maximize=True)
-    return {"hungarian_accuracy": float(confusion[rows, cols].sum() / len(codes)),
-            "code_to_digit": {int(r): int(c) for r, c in zip(rows, cols, strict=True)},
-            "confusion": confusion.tolist()}
+    out = hungarian(codes.numpy(), pred.numpy(), k)
+    if second is not None:
+        from digit_judge import to_8x8
+
+        out["second_judge"] = hungarian(codes.numpy(), second.predict(to_8x8(x)), k)
+    return out
 
 
 def continuous_effect(model, classifier, draws: int = 200, steps: int = 9) -> dict:
@@ -118,31 +132,44 @@ def continuous_effect(model, classifier, draws: int = 200, steps: int = 9) -> di
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--steps", type=int, default=None, help="train.steps (default: the plugin's)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="extra settings for every run (repeatable)")
+    ap.add_argument("--jobs", type=int, default=1, help="trainings at once (each with train.threads=1 when >1)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "infogan.json")
     args = ap.parse_args()
 
-    import torch
+    from concurrent.futures import ThreadPoolExecutor
 
+    import torch
+    from digit_judge import fit_judge
+
+    from gancore.app import load_plugins
     from gancore.inference import load_model
     from gancore.metrics.extractors import DigitClassifier
-    from gancore.app import load_plugins
 
     classifier = DigitClassifier()
+    second, second_test = fit_judge()
     host = load_plugins()
     results: dict = {"runs": []}
+    sets = args.sets + (["train.threads=1"] if args.jobs > 1 and not any(s.startswith("train.threads=")
+                                                                         for s in args.sets) else [])
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in args.seeds:
-            run = Path(tmp) / f"infogan-{seed}"
-            seconds = train(run, args.steps, seed, args.sets)
+        runs = {seed: Path(tmp) / f"infogan-{seed}" for seed in args.seeds}
+        with ThreadPoolExecutor(args.jobs) as pool:
+            seconds = dict(zip(args.seeds, pool.map(lambda seed: train(runs[seed], args.steps, seed, sets),
+                                                     args.seeds), strict=True))
+        for seed, run in runs.items():
             model, _ = load_model(host, run)
-            row = {"seed": seed, "steps": args.steps, "train_seconds": round(seconds, 1),
-                   **categorical_accuracy(model, classifier), "continuous": continuous_effect(model, classifier)}
+            row = {"seed": seed, "steps": model.config.train.steps, "train_seconds": round(seconds[seed], 1),
+                   **categorical_accuracy(model, classifier, second),
+                   "continuous": continuous_effect(model, classifier)}
             results["runs"].append(row)
-            print(json.dumps({k: v for k, v in row.items() if k != "confusion"}))
+            print(json.dumps({"seed": seed, "steps": row["steps"], "seconds": row["train_seconds"],
+                              "cnn": row["hungarian_accuracy"],
+                              "second": row["second_judge"]["hungarian_accuracy"],
+                              "code_to_digit": row["code_to_digit"]}), flush=True)
             if args.out.suffix == ".json" and seed == args.seeds[0]:
                 grid = args.out.with_name("infogan_grid.png")
                 subprocess.run([sys.executable, "-m", "gancore", "sample", str(run), "--n", "10", "--code", "0",
@@ -152,10 +179,15 @@ def main() -> None:
                 if samples:
                     grid.write_bytes(samples[-1].read_bytes())
     accs = [r["hungarian_accuracy"] for r in results["runs"]]
-    results["summary"] = {"hungarian_accuracy_per_seed": accs, "min": min(accs), "target": 0.9}
-    results["setup"] = {"steps": args.steps, "sets": args.sets, "classifier": classifier.name,
+    seconds_ = [r["second_judge"]["hungarian_accuracy"] for r in results["runs"]]
+    results["summary"] = {"cnn_per_seed": accs, "second_judge_per_seed": seconds_,
+                          "min": min(accs + seconds_), "target": 0.93}
+    results["setup"] = {"steps": args.steps, "sets": sets, "classifier": classifier.name,
+                        "second_judge": f"logistic regression on the real 8x8 training split "
+                                        f"(held-out accuracy {second_test:.3f}); samples area-downsampled to 8x8",
                         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-                        "torch": torch.__version__, "command": "python benchmarks/infogan.py " + " ".join(sys.argv[1:])}
+                        "jobs": args.jobs, "torch": torch.__version__,
+                        "command": "python benchmarks/infogan.py " + " ".join(sys.argv[1:])}
     print(json.dumps(results["summary"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -19,7 +19,8 @@ class TrainSettings(Settings):
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto",
-        description="Autocast precision. auto: bf16 on GPUs that support it and on CPUs with AMX bf16 units, "
+        description="Autocast precision. auto: bf16 on GPUs that support it and on CPUs with bf16 units (AMX or "
+        "AVX-512-BF16), "
         "else fp32 (the run's first line says which and why; config.json records the choice). fp16 uses one "
         "GradScaler per player.",
     )

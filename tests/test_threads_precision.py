@@ -27,10 +27,11 @@ EPYC = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx5
 OLD = "processor\t: 0\nflags\t\t: fpu sse4_2 avx2\n"
 
 
-def test_auto_picks_bf16_only_where_the_cpu_has_amx():
+def test_auto_picks_bf16_only_where_the_cpu_has_bf16_units():
     assert choose_precision("auto", "cpu", flags=cpu_flags(XEON)) == ("bf16", "auto: the CPU has AMX bf16 units")
-    assert choose_precision("auto", "cpu", flags=cpu_flags(EPYC))[0] == "fp32"  # AVX-512-BF16 alone: slower
-    assert choose_precision("auto", "cpu", flags=cpu_flags(OLD))[0] == "fp32"
+    assert choose_precision("auto", "cpu", flags=cpu_flags(EPYC)) == ("bf16", "auto: the CPU has AVX-512-BF16 units")
+    assert choose_precision("auto", "cpu", flags=cpu_flags(OLD)) == (
+        "fp32", "auto: the CPU has no bf16 units (AMX or AVX-512-BF16)")  # bf16 emulated: far slower
     assert choose_precision("auto", "cpu", flags=set())[0] == "fp32"  # no /proc/cpuinfo: the safe choice
     assert choose_precision("auto", "cuda", cuda_bf16=True)[0] == "bf16"
     assert choose_precision("auto", "cuda", cuda_bf16=False)[0] == "fp32"

@@ -53,11 +53,11 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     return set()
 
 
-#: CPU flags under which bf16 autocast runs faster than fp32, and what they are. AMX's tile units make
-#: oneDNN's bf16 convolutions and matmuls 2.2x faster than fp32 (an Intel Xeon, issue 30). AVX-512-BF16
-#: alone (AMD EPYC Zen 4) converts and dots in bf16 but has no matrix units: measured slower than fp32
-#: for every default run (benchmarks/README.md, "Precision"), so it is not in the list.
-FAST_BF16_FLAGS = {"amx_bf16": "AMX bf16 units"}
+#: CPU flags under which bf16 autocast runs faster than fp32 (oneDNN's bf16 convolutions and matmuls
+#: use them), and what they are: AMX's tile units (an Intel Xeon: 2.2x fp32, issue 30) and AVX-512-BF16's
+#: dot products (an AMD EPYC without AMX: 1.07-1.41x fp32 on every variant's default run,
+#: benchmarks/README.md "Precision"). Without either, bf16 is emulated and far slower than fp32.
+FAST_BF16_FLAGS = {"amx_bf16": "AMX bf16 units", "avx512_bf16": "AVX-512-BF16 units"}
 
 
 def choose_precision(name: str, device_type: str, *, cuda_bf16: bool = False,
@@ -73,12 +73,12 @@ def choose_precision(name: str, device_type: str, *, cuda_bf16: bool = False,
         fast = [what for flag, what in FAST_BF16_FLAGS.items() if flag in flags]
         if fast:
             return "bf16", f"auto: the CPU has {fast[0]}"
-        return "fp32", "auto: the CPU has no AMX bf16 units"
+        return "fp32", "auto: the CPU has no bf16 units (AMX or AVX-512-BF16)"
     return "fp32", f"auto: fp32 on {device_type}"
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto``: bf16 on CUDA devices that support it and on CPUs with fast bf16 units, else fp32."""
+    """``auto``: bf16 on CUDA devices that support it and on CPUs with bf16 units, else fp32."""
     return resolve_precision_why(name, device)[0]
 
 
