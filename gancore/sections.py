@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -24,7 +24,7 @@ class TrainSettings(Settings):
         "else fp32 (the run's first line says which and why; config.json records the choice). fp16 uses one "
         "GradScaler per player.",
     )
-    threads: Literal["auto"] | int = Field(
+    threads: Literal["auto"] | Annotated[int, Field(ge=1, le=4096)] = Field(
         "auto", description="Intra-op threads. auto: the cores this process may use (CPU affinity, cgroup "
         "quota) divided among the gancore runs sharing them, recounted as they start and end. The environment's "
         "OMP_NUM_THREADS, when set, wins.",

@@ -14,8 +14,10 @@ from gancore.games import NoiseGame, standard_networks
 from gancore.interfaces import NetworkWidths, PenaltyInput
 from gancore.testing import make_config, train, weights
 
+# fp32: the comparisons are to float32 tolerance (auto is bf16 on CPUs with bf16 units)
 TINY = {"data.name": "gaussian-ring", "train.steps": 4, "train.batch_size": 16, "log.every": 1,
-        "log.sample_every": 100, "log.checkpoint_every": 2, "log.progress": False, "log.scatter_points": 16}
+        "log.sample_every": 100, "log.checkpoint_every": 2, "log.progress": False, "log.scatter_points": 16,
+        "train.precision": "fp32"}
 
 
 class FixedNoise(NoiseGame):

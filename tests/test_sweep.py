@@ -49,8 +49,10 @@ def test_a_sweep_trains_every_trial_as_an_ordinary_run_and_reports_it(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "best: trial " in done.stderr
     study = _study(out)
-    assert len(study.trials) == 3 and study.direction == optuna.study.StudyDirection.MAXIMIZE
-    for trial in study.trials:
+    # two workers that ask at the same moment may make a 4th trial, which gives way (state FAIL, "surplus")
+    trials = [t for t in study.trials if not t.user_attrs.get("surplus")]
+    assert len(trials) == 3 and study.direction == optuna.study.StudyDirection.MAXIMIZE
+    for trial in trials:
         assert trial.state == optuna.trial.TrialState.COMPLETE
         values = trial.user_attrs["values"]
         assert len(values) == 2 and trial.value == pytest.approx(sum(values) / 2)
@@ -81,8 +83,8 @@ def test_a_sweep_trains_every_trial_as_an_ordinary_run_and_reports_it(tmp_path):
     again = _sweep("--out", str(out), *BASE, *SPACE, "--metric", "modes:high_quality", "--trials", "3",
                    "--seeds", "2", "--pruner", "none", "--sampler", "random")
     assert again.returncode == 0, again.stderr
-    assert "3 of 3 trials" in again.stderr and "trial 3" not in again.stdout
-    assert len(_study(out).trials) == 3
+    assert "3 of 3 trials" in again.stderr
+    assert len(_study(out).trials) == len(study.trials)  # nothing new
 
 
 def test_two_sweep_processes_share_one_study_in_a_journal_file(tmp_path):

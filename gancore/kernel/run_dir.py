@@ -114,6 +114,19 @@ class RunDirectory:
     def checkpoint_path(self, step: int) -> Path:
         return self.checkpoints / ck.checkpoint_name(step)
 
+    def recorded_precision(self) -> str | None:
+        """The precision the newest checkpoint was trained in (its metadata), or None."""
+        from safetensors import safe_open
+
+        for _, path in reversed(ck.list_checkpoints(self.checkpoints)):
+            try:
+                with safe_open(str(path), framework="pt") as f:
+                    value = (f.metadata() or {}).get("precision")
+            except Exception:  # noqa: BLE001 (a damaged file: the resume itself names it and goes on)
+                continue
+            return value if value in ("fp32", "bf16", "fp16") else None
+        return None
+
     def good_checkpoint(self) -> str:
         """The last good checkpoint, for messages."""
         return str(self.last_checkpoint or "none written yet")

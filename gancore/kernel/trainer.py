@@ -78,15 +78,18 @@ class Trainer:
         self.device = resolve_device(cfg.train.device)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
+        # a run killed before its first checkpoint resumes from step 0 (a fresh start in its own directory)
+        from_scratch = self.directory.check(resume)
+        resume = resume and not from_scratch
         precision, self.precision_why = resolve_precision_why(cfg.train.precision, self.device)
+        kept = self.directory.recorded_precision() if resume and cfg.train.precision == "auto" else None
+        if kept is not None and kept != precision:  # a run from before auto chose bf16 on this CPU
+            precision, self.precision_why = kept, "auto: as the checkpoint was trained"
         self.precision = Precision(precision, self.device)
         cfg.train.precision = precision  # config.json and the checkpoints record what auto chose
         self.threads = ThreadPolicy(cfg.train.threads)
         self.threads_why = self.threads.start()
         self.slowdown = SlowdownWatch(self.echo, remedy=SHARING_REMEDY) if self.device.type == "cpu" else None
-        # a run killed before its first checkpoint resumes from step 0 (a fresh start in its own directory)
-        from_scratch = self.directory.check(resume)
-        resume = resume and not from_scratch
         data: TensorData = cfg.data_cls(cfg.data).load()
         data.check(cfg.data_where)
         for note in data.notes:
