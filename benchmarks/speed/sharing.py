@@ -44,7 +44,8 @@ def concurrent(command: list[str], k: int, policy: str, tmp: Path, timeout: floa
     env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
     extra = [] if policy == "auto" else ["--set", f"train.threads={policy}"]
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "gancore", *command, "--out", str(tmp / f"{policy}-{k}-{i}"),
+    procs = [subprocess.Popen([sys.executable, "-m", "gancore", *command,
+                               "--out", str(tmp / f"{command[1]}-{policy}-{k}-{i}"),
                                "--set", "log.progress=false", "--set", "log.sample_every=0", *extra],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(k)]
     deadline = start + timeout

@@ -6,8 +6,9 @@ divides them among the gancore training processes that share those cores: each r
 folder of lock files (``$GANCORE_SHARE_DIR``, else ``<tmp>/gancore-<uid>/threads``) for its life, and
 recounts the live ones every couple of seconds, so runs started side by side (``--nproc N`` on a CPU,
 a sweep's parallel trials, several shells) shrink to their share of the cores and grow back when the
-others end. torch's OpenMP threads otherwise spin against each other on oversubscribed cores (measured:
-a 100-step run 9x slower beside one niced neighbour at the default thread count; see benchmarks).
+others end. torch's OpenMP threads otherwise spin against each other on oversubscribed cores (measured
+on 2 cores: 4 grid runs at 2 threads each still running after 15 times one run's time; with auto, 0.7 of
+four runs one after another: benchmarks/README.md, "Runs that share a machine").
 
 A process outside gancore cannot be counted; :class:`SlowdownWatch` notices instead when the steps run
 several times slower than the run's own first steps and says so, once, with the remedy.
