@@ -83,6 +83,10 @@ class Capabilities:
     min_image_size: int = 1
     """The smallest ``data.image_size`` the networks' downsampling accepts (an InstanceNorm needs more than
     one value per channel, a 4x4 convolution a map of at least 2x2): checked like ``min_batch_size``."""
+    auto_bf16: bool = True
+    """Whether ``train.precision = auto`` may choose bf16 autocast (on a GPU or CPU with bf16 units). False
+    keeps ``auto`` at fp32 for a game whose results were measured not to hold at bf16 (the run's first line
+    says so); an explicit ``train.precision = bf16`` is still obeyed."""
 
 
 def patchgan_min_image_size(layers: int) -> int:

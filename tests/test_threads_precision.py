@@ -195,3 +195,19 @@ def test_a_real_run_under_omp_num_threads_says_so(tmp_path):
                           "--set", "log.progress=false"], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "; 1 thread, OMP_NUM_THREADS)" in out.stderr, out.stderr
+
+
+def test_a_variant_that_does_not_hold_at_bf16_keeps_auto_at_fp32(monkeypatch):
+    from gancore.kernel import precision as prec
+
+    monkeypatch.setattr(prec, "cpu_flags", lambda cpuinfo=None: cpu_flags(EPYC))
+    cpu = torch.device("cpu")
+    assert prec.resolve_precision_why("auto", cpu) == ("bf16", "auto: the CPU has AVX-512-BF16 units")
+    assert prec.resolve_precision_why("auto", cpu, bf16_ok=False, who="variant infogan") == (
+        "fp32", "auto: variant infogan keeps fp32 (its results do not hold at bf16)")
+    assert prec.resolve_precision_why("bf16", cpu, bf16_ok=False)[0] == "bf16"  # asked for: obeyed
+    host = load_plugins()
+    infogan = host.variants.get("infogan")
+    assert infogan.capabilities(make_config(host, "infogan", {}).variant).auto_bf16 is False
+    dcgan = host.variants.get("dcgan")
+    assert dcgan.capabilities(make_config(host, "dcgan", {}).variant).auto_bf16 is True

@@ -82,9 +82,15 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return resolve_precision_why(name, device)[0]
 
 
-def resolve_precision_why(name: str, device: torch.device) -> tuple[str, str]:
+def resolve_precision_why(name: str, device: torch.device, *, bf16_ok: bool = True,
+                          who: str = "the variant") -> tuple[str, str]:
+    """:func:`choose_precision` on ``device``; with ``bf16_ok`` False (``Capabilities.auto_bf16``) an ``auto``
+    that would be bf16 stays fp32, and the reason names ``who``."""
     cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return choose_precision(name, device.type, cuda_bf16=cuda_bf16)
+    precision, why = choose_precision(name, device.type, cuda_bf16=cuda_bf16)
+    if name == "auto" and precision == "bf16" and not bf16_ok:
+        return "fp32", f"auto: {who} keeps fp32 (its results do not hold at bf16)"
+    return precision, why
 
 
 @dataclass

@@ -81,7 +81,9 @@ class Trainer:
         # a run killed before its first checkpoint resumes from step 0 (a fresh start in its own directory)
         from_scratch = self.directory.check(resume)
         resume = resume and not from_scratch
-        precision, self.precision_why = resolve_precision_why(cfg.train.precision, self.device)
+        precision, self.precision_why = resolve_precision_why(
+            cfg.train.precision, self.device, bf16_ok=cfg.variant_cls.capabilities(cfg.variant).auto_bf16,
+            who=f"variant {cfg.variant_cls.name}")
         kept = self.directory.recorded_precision() if resume and cfg.train.precision == "auto" else None
         if kept is not None and kept != precision:  # a run from before auto chose bf16 on this CPU
             precision, self.precision_why = kept, "auto: as the checkpoint was trained"
