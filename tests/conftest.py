@@ -18,6 +18,22 @@ def host() -> PluginHost:
     return load_plugins()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_thread_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite's runs (and their subprocesses) share cores only with each other: gancore runs elsewhere
+    on the machine do not change their thread counts (``train.threads = auto``), so runs compared
+    bitwise stay comparable."""
+    import os
+
+    before = os.environ.get("GANCORE_SHARE_DIR")
+    os.environ["GANCORE_SHARE_DIR"] = str(tmp_path_factory.mktemp("thread-registry"))
+    yield
+    if before is None:
+        os.environ.pop("GANCORE_SHARE_DIR", None)
+    else:
+        os.environ["GANCORE_SHARE_DIR"] = before
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cli_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test sees the plugins as installed at that moment."""

@@ -211,3 +211,15 @@ def test_a_variant_that_does_not_hold_at_bf16_keeps_auto_at_fp32(monkeypatch):
     assert infogan.capabilities(make_config(host, "infogan", {}).variant).auto_bf16 is False
     dcgan = host.variants.get("dcgan")
     assert dcgan.capabilities(make_config(host, "dcgan", {}).variant).auto_bf16 is True
+
+
+def test_one_process_counts_once_however_many_trainers_it_made(tmp_path):
+    """Trainers of one process run in turn (a notebook, a test session): they do not divide the cores."""
+    kept = th.Registry(tmp_path, {0, 1})
+    assert kept.join()
+    policy = th.ThreadPolicy("auto", environ={}, folder=tmp_path, cores={0, 1}, quota=None, set_threads=lambda n: None)
+    try:
+        assert policy.start() == "2 threads, auto: 2 cores" and policy.registry.count() == 1
+    finally:
+        policy.close()
+        kept.leave()

@@ -108,10 +108,12 @@ class Registry:
             return False
 
     def count(self) -> int:
-        """Live registered processes whose cores overlap this one's (this one included)."""
+        """Live registered processes whose cores overlap this one's (this one included; this process's other
+        trainers, which run in turn with it, do not count)."""
         import fcntl
 
         live = 1
+        seen: set[int] = set()
         try:
             entries = list(self.folder.glob("*.json"))
         except OSError:
@@ -124,8 +126,11 @@ class Registry:
                     try:
                         fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
                     except BlockingIOError:  # held: its process is alive
-                        cores = set(json.loads(fh.read() or "{}").get("cores", []))
-                        if not cores or cores & self.cores:
+                        entry_info = json.loads(fh.read() or "{}")
+                        cores = set(entry_info.get("cores", []))
+                        pid = entry_info.get("pid")
+                        if pid != os.getpid() and pid not in seen and (not cores or cores & self.cores):
+                            seen.add(pid)  # one process counts once, however many trainers it made
                             live += 1
                         continue
                     entry.unlink(missing_ok=True)  # nobody holds it: its process ended without removing it
