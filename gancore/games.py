@@ -3,23 +3,36 @@
 :class:`NoiseGame` is the standard unconditional game: the generator maps noise to samples, the
 critic scores real and generated batches separately (so BatchNorm never mixes them), and the
 configured loss says what each player minimises. DCGAN and WGAN are this game with different
-networks and defaults.
+networks and defaults. With ``variant.reuse_fake`` (:class:`NoiseGameSettings`) the generator's
+phase scores the batch the critic's phase generated, through the graph that phase kept
+(:attr:`~gancore.variant.Phase.keep_graph`): one generator forward per iteration, as
+pytorch/examples' DCGAN loop does, instead of a fresh draw for each phase.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gancore.interfaces import Batch, DataSpec, Networks, PenaltyInput, StepContext, StepOutput
+from pydantic import Field
+
+from gancore.interfaces import Batch, DataSpec, Networks, NetworkWidths, PenaltyInput, StepContext, StepOutput
 from gancore.lazy import lazy_module
-from gancore.variant import Variant
+from gancore.variant import CRITIC, Phase, Variant
 
 if TYPE_CHECKING:
     from gancore.nets.dcgan import Norm
 
 torch = lazy_module("torch")
 
-__all__ = ["NoiseGame", "dcgan_defaults", "standard_networks"]
+__all__ = ["NoiseGame", "NoiseGameSettings", "dcgan_defaults", "standard_networks"]
+
+
+class NoiseGameSettings(NetworkWidths):
+    """Settings every :class:`NoiseGame` reads, beside the two widths: subclass it."""
+
+    reuse_fake: bool = Field(False, description="The generator's phase scores the batch the last critic step "
+                             "generated (its graph kept) instead of drawing a new one: one generator forward per "
+                             "iteration, as pytorch/examples' DCGAN does (faster; one process only).")
 
 
 def dcgan_defaults(steps: int) -> dict[str, Any]:
@@ -61,11 +74,25 @@ def standard_networks(
 class NoiseGame(Variant):
     """Noise -> generator -> critic, with the configured loss. Subclasses implement ``build``."""
 
+    @property
+    def reuse_fake(self) -> bool:
+        return bool(getattr(self.config, "reuse_fake", False))
+
+    def phases(self, n_critic: int) -> list[Phase]:
+        if not self.reuse_fake:
+            return super().phases(n_critic)
+        return [Phase(CRITIC, self.critic_step, repeat=n_critic, keep_graph=("generator",)),
+                Phase("generator", self.generator_step)]
+
     def critic_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d = nets.generator, nets.critic
         z = ctx.latent(g, batch.x.shape[0])
-        with torch.no_grad():
-            fake = g(z)
+        if self.reuse_fake:  # the graph through g serves the generator's phase; the critic sees none of it
+            ctx.carry["fake"] = g(z)
+            fake = ctx.carry["fake"].detach()
+        else:
+            with torch.no_grad():
+                fake = g(z)
         real_out = d(batch.x)  # real and fake batches through the critic separately
         fake_out = d(fake)
         return StepOutput(
@@ -76,6 +103,8 @@ class NoiseGame(Variant):
 
     def generator_step(self, nets: Networks, batch: Batch, ctx: StepContext) -> StepOutput:
         g, d = nets.generator, nets.critic
-        z = ctx.latent(g, batch.x.shape[0])
+        fake = ctx.carry.pop("fake", None)
+        if fake is None:
+            fake = g(ctx.latent(g, batch.x.shape[0]))
         real_out = d(batch.x) if self.loss.generator_uses_real else None
-        return StepOutput(terms={"adv": self.loss.generator_loss(d(g(z)), real_out)})
+        return StepOutput(terms={"adv": self.loss.generator_loss(d(fake), real_out)})

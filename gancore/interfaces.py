@@ -312,6 +312,10 @@ class StepContext:
     world_size: int = 1
     shared_rng: torch.Generator | None = None
     """The same stream on every process (``rng`` itself in a single process)."""
+    carry: dict[str, Any] = field(default_factory=dict)
+    """What one phase leaves for a later phase of the same iteration (a generated batch and its
+    graph, with :attr:`Phase.keep_graph`): one dict per micro-batch under ``train.accumulate``,
+    the same for every phase of the iteration, emptied when the iteration ends."""
 
     def latent(self, generator: nn.Module, n: int) -> Tensor:
         """``n`` noise vectors for this process's batch: draw latent noise through this.

@@ -14,7 +14,8 @@ from gancore.errors import ConfigError
 
 #: Dotted keys (``fnmatch`` patterns) a ``--resume`` may change.
 CHANGEABLE_ON_RESUME = (
-    "train.steps", "train.device", "train.threads", "train.channels_last", "train.fused_optimizer", "train.compile",
+    "train.steps", "train.device", "train.threads", "train.channels_last", "train.allocator", "train.fused_optimizer",
+    "train.compile",
     "log.*", "eval.*", "eval", "optim.*.lr", "optim.*.schedule", "optim.*.decay_start", "optim.*.warmup_steps",
     "data.path", "data.stream", "data.workers",
 )

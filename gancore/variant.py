@@ -42,6 +42,13 @@ class Phase:
     backward, then each one's optimizer steps (BiGAN's encoder and generator against one
     critic, an autoencoder's encoder and decoder). Their gradients are not frozen; the terms are
     logged under ``player``'s name and each player's update count advances.
+
+    ``keep_graph`` names players this phase does not update but runs with their parameters
+    trainable, so the graph it builds through them can serve a later phase of the iteration
+    (left in :attr:`StepContext.carry`): the critic's phase generating the batch the generator's
+    phase then scores, one generator forward per iteration as pytorch/examples' DCGAN does. They
+    stay trainable on the phase's last repeat only (earlier repeats build no graph through them);
+    the step keeps that graph out of its own loss (``detach``); one process only.
     """
 
     player: str
@@ -49,12 +56,15 @@ class Phase:
     repeat: int = 1
     every: int = 1
     with_players: tuple[str, ...] = ()
+    keep_graph: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.repeat < 1 or self.every < 1:
             raise ValueError(f"Phase({self.player!r}): repeat and every must be at least 1")
         if isinstance(self.with_players, str) or self.player in self.with_players:
             raise ValueError(f"Phase({self.player!r}): with_players is a tuple of the other players' names")
+        if isinstance(self.keep_graph, str) or set(self.keep_graph) & set(self.players):
+            raise ValueError(f"Phase({self.player!r}): keep_graph is a tuple of players this phase does not update")
 
     @property
     def players(self) -> tuple[str, ...]:

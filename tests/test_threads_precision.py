@@ -160,6 +160,7 @@ def test_the_run_says_what_it_chose_and_config_json_records_it(tmp_path, monkeyp
     expected, why = choose_precision("auto", "cpu")
     first = next(line for line in lines if line.startswith("training "))
     assert f"(cpu; {expected}, {why}; " in first and "auto: " in first.split(";")[2], first
+    assert "; malloc keeps freed memory" in first or sys.platform != "linux", first
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
     assert saved["precision"] == expected and saved["threads"] == "auto"
     assert not list((tmp_path / "share").glob("*.json"))  # the run left the registry when it ended
@@ -194,7 +195,7 @@ def test_a_real_run_under_omp_num_threads_says_so(tmp_path):
                           "--set", "train.steps=1", "--set", "train.batch_size=4", "--set", "log.sample_every=0",
                           "--set", "log.progress=false"], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "; 1 thread, OMP_NUM_THREADS)" in out.stderr, out.stderr
+    assert "; 1 thread, OMP_NUM_THREADS" in out.stderr, out.stderr
 
 
 def test_a_variant_that_does_not_hold_at_bf16_keeps_auto_at_fp32(monkeypatch):
@@ -223,3 +224,23 @@ def test_one_process_counts_once_however_many_trainers_it_made(tmp_path):
     finally:
         policy.close()
         kept.leave()
+
+
+def test_the_allocator_setting(monkeypatch):
+    """train.allocator: system and auto on CUDA leave malloc alone; auto and keep on the CPU keep freed
+    memory where glibc is (this suite's Linux); keep without glibc is a one-line error, auto does nothing."""
+    from gancore.kernel import allocator
+
+    assert allocator.apply_allocator("system", "cpu") is None
+    assert allocator.apply_allocator("auto", "cuda") is None
+    if allocator._glibc() is not None:
+        assert allocator.apply_allocator("auto", "cpu") == "malloc keeps freed memory"
+        assert allocator.apply_allocator("keep", "cuda") == "malloc keeps freed memory"
+    monkeypatch.setattr(allocator, "_glibc", lambda: None)
+    monkeypatch.setattr(allocator, "_applied", False)
+    assert allocator.apply_allocator("auto", "cpu") is None
+    with pytest.raises(ConfigError, match=r"^train\.allocator: keep needs glibc"):
+        allocator.apply_allocator("keep", "cpu")
+    host = load_plugins()
+    with pytest.raises(ConfigError, match="allocator"):
+        make_config(host, "dcgan", {"train.allocator": "jemalloc"})

@@ -3,11 +3,12 @@
 gancore: ``gancore run dcgan --set data.image_size=64 --set variant.generator_width=64 --set
 variant.critic_width=64`` as a user runs it (its defaults: EMA generator, logging every log.every steps,
 the fast path's auto levers), built once per precision and driven in blocks of iterations by
-``Trainer.advance`` (no sample grids or checkpoints inside the timing: both are off). The peer:
+``Trainer.advance`` (no sample grids or checkpoints inside the timing: both are off), each precision
+with and without ``variant.reuse_fake`` (one generator forward per iteration, as the example does). The peer:
 ``examples_dcgan.py`` (the example's loop, fp32) on the same 64x64 digits in memory, batch 64. After a
 warm-up, blocks alternate (the order rotates every round); images/second is batch x iterations / seconds.
 
-    python benchmarks/speed/peer.py --out benchmarks/results/peer_cpu.json [--precisions fp32 auto]
+    python benchmarks/speed/peer.py --out benchmarks/results/peer_cpu.json [--precisions fp32 auto] [--reuse both]
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def cpu() -> dict[str, str]:
             or "none", "threads": str(torch.get_num_threads()), "torch": torch.__version__}
 
 
-def gancore_trainer(precision: str, tmp: Path, args):
+def gancore_trainer(precision: str, reuse: bool, tmp: Path, args):
     from gancore.app import load_plugins
     from gancore.kernel import Trainer
     from gancore.testing import make_config, quiet
@@ -51,13 +52,16 @@ def gancore_trainer(precision: str, tmp: Path, args):
                                       "variant.critic_width": 64, "train.batch_size": args.batch,
                                       "train.steps": 10**9, "train.precision": precision,
                                       "train.threads": torch.get_num_threads(), "log.sample_every": 0,
+                                      "variant.reuse_fake": reuse,
                                       "log.checkpoint_every": 0, "log.progress": False})
-    return Trainer(host, cfg, tmp / f"gancore-{precision}", echo=quiet)
+    return Trainer(host, cfg, tmp / f"gancore-{precision}-{reuse}", echo=quiet)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--precisions", nargs="+", default=["fp32", "auto"])
+    p.add_argument("--reuse", choices=["off", "on", "both"], default="both",
+                   help="variant.reuse_fake for the gancore sides (both: each precision with and without)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--block", type=int, default=10)
     p.add_argument("--rounds", type=int, default=6)
@@ -65,7 +69,9 @@ def main() -> None:
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        sides = {f"gancore-{prec}": gancore_trainer(prec, Path(tmp), args) for prec in args.precisions}
+        reuses = {"off": [False], "on": [True], "both": [False, True]}[args.reuse]
+        sides = {f"gancore-{prec}" + ("-reuse_fake" if reuse else ""): gancore_trainer(prec, reuse, Path(tmp), args)
+                 for prec in args.precisions for reuse in reuses}
         chosen = {name: t.precision.name for name, t in sides.items()}
         x = next(iter(sides.values())).sampler.x.clone()
         peer = ExamplesDCGAN(x, batch_size=args.batch)

@@ -149,7 +149,7 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         mine.copy_(theirs)
 
 
-def check_against_variant(cfg: RunConfig, built: BuiltRun, phases: list[Any]) -> None:
+def check_against_variant(cfg: RunConfig, built: BuiltRun, phases: list[Any], *, distributed: bool = False) -> None:
     """The config and the variant agree, before training starts and before the run directory is written:
     the phases train players the networks have, every ``optim.<player>`` names one, and ``eval.metrics``
     apply to the run's task."""
@@ -161,6 +161,11 @@ def check_against_variant(cfg: RunConfig, built: BuiltRun, phases: list[Any]) ->
     if unknown:
         raise ConfigError(f"variant {name!r}: its phases train {', '.join(unknown)}, "
                           f"which its networks lack (it has {', '.join(players)})")
+    kept = [p for p in phases if p.keep_graph]
+    if kept and distributed:  # the kept graph ran through the raw module: DDP would not average its gradients
+        raise ConfigError(f"variant {name!r}: its {kept[0].player} phase keeps a graph through "
+                          f"{', '.join(kept[0].keep_graph)} for a later phase (e.g. variant.reuse_fake), "
+                          "which runs in one process only; drop --nproc or that setting")
     for player in cfg.optim.players():
         if player not in players and player != CRITIC:  # optim.critic is in every config
             raise ConfigError(f"optim.{player}: variant {name!r} has no player {player!r} "

@@ -133,11 +133,19 @@ class PhaseRunner:
     """Averages a tensor over the processes (the distributed run's all-reduce)."""
     _stepped: set[str] = field(default_factory=set)
     """The players whose step has run once in this process (a failure before is the plugin's)."""
+    _carries: list[dict] = field(default_factory=list)
+    """``StepContext.carry`` of each micro-batch of the current iteration."""
 
-    def run(self, phase: Phase, batch: Batch, ctx: StepContext) -> None:
-        """One update of ``phase.players``: the other players are frozen for it."""
+    def end_iteration(self) -> None:
+        """Drop what the iteration's phases left each other (and the graphs it holds)."""
+        self._carries.clear()
+
+    def run(self, phase: Phase, batch: Batch, ctx: StepContext, *, last: bool = True) -> None:
+        """One update of ``phase.players``: the other players are frozen for it, but for the
+        phase's ``keep_graph`` players on its ``last`` repeat (the graph a later phase uses)."""
         updaters = self.state.updaters
-        frozen = [u for name, u in updaters.items() if name not in phase.players]
+        kept = phase.keep_graph if last else ()
+        frozen = [u for name, u in updaters.items() if name not in phase.players and name not in kept]
         for name in phase.players:
             updaters[name].optimizer.zero_grad(set_to_none=True)
         for other in frozen:  # no gradients for the players that are not being updated
@@ -185,7 +193,10 @@ class PhaseRunner:
         scaler = updaters[0].scaler
         parts = micro_batches(batch, self.accumulate)
         share = 1.0 / len(parts)  # each micro-batch's mean loss weighs 1/k: the sum is the batch's mean
-        for part in parts:
+        while len(self._carries) < len(parts):
+            self._carries.append({})
+        for i, part in enumerate(parts):
+            ctx.carry = self._carries[i]
             out = self._forward(phase, part, ctx)
             loss = self._add_terms(phase.player, out, ctx.step, share)
             penalised: list[str] = []

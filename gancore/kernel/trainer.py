@@ -24,6 +24,7 @@ from gancore.data import TensorData
 from gancore.errors import ConfigError, TrainingError
 from gancore.interfaces import Networks, StepContext
 from gancore.kernel import checkpoint as ck
+from gancore.kernel.allocator import apply_allocator
 from gancore.kernel.augment import CriticAugment
 from gancore.kernel.build import BuiltRun, build_run, check_against_variant, ema_update, phase_views
 from gancore.kernel.distributed import from_env
@@ -91,6 +92,9 @@ class Trainer:
         cfg.train.precision = precision  # config.json and the checkpoints record what auto chose
         self.threads = ThreadPolicy(cfg.train.threads)
         self.threads_why = self.threads.start()
+        kept_memory = apply_allocator(cfg.train.allocator, self.device.type)
+        if kept_memory:
+            self.threads_why += f"; {kept_memory}"
         self.slowdown = SlowdownWatch(self.echo, remedy=SHARING_REMEDY) if self.device.type == "cpu" else None
         data: TensorData = cfg.data_cls(cfg.data).load()
         data.check(cfg.data_where)
@@ -108,7 +112,7 @@ class Trainer:
 
             init_from(self.built, cfg.train.init_from, strict=cfg.train.init_strict, echo=self.echo)
         self.phases = self.built.variant.phases(cfg.train.n_critic)
-        check_against_variant(cfg, self.built, self.phases)
+        check_against_variant(cfg, self.built, self.phases, distributed=self.dist.enabled)
         trained = [name for name in self.built.nets.names() if any(name in p.players for p in self.phases)]
         self.state = TrainState.fresh(cfg, self.built, trained, data, self.precision, self.dist)
         self.stats = StepStats(self.device)
@@ -185,8 +189,9 @@ class Trainer:
         for phase in self.phases:
             if state.step % phase.every:
                 continue
-            for _ in range(phase.repeat):
-                self.runner.run(phase, state.sampler.next(), self._context())
+            for i in range(phase.repeat):
+                self.runner.run(phase, state.sampler.next(), self._context(), last=i == phase.repeat - 1)
+        self.runner.end_iteration()
         if self.built.emas:
             decay = self.cfg.train.ema_decay(state.step, self.cfg.train.batch_size * self.dist.world_size)
             for player, average in self.built.emas.items():

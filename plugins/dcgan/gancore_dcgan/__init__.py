@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import Field
 
-from gancore import Networks, NetworkWidths, Settings, gpu_preset, hookimpl
-from gancore.games import NoiseGame, dcgan_defaults, standard_networks
+from gancore import Networks, Settings, gpu_preset, hookimpl
+from gancore.games import NoiseGame, NoiseGameSettings, dcgan_defaults, standard_networks
 
 
-class DCGANSettings(NetworkWidths):
+class DCGANSettings(NoiseGameSettings):
     latent_dim: int | None = Field(
         None, ge=1, le=4096, description="Length of the noise vector z; null: 100 for images, 2 for vector data."
     )

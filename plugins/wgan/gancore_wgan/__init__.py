@@ -17,11 +17,11 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from gancore import Batch, Networks, NetworkWidths, Settings, StepContext, StepOutput, gpu_preset, hookimpl
-from gancore.games import NoiseGame, standard_networks
+from gancore import Batch, Networks, Settings, StepContext, StepOutput, gpu_preset, hookimpl
+from gancore.games import NoiseGame, NoiseGameSettings, standard_networks
 
 
-class WGANSettings(NetworkWidths):
+class WGANSettings(NoiseGameSettings):
     mode: Literal["clip", "gp"] = Field(
         "gp", description="clip: weight clipping + RMSprop; gp: gradient penalty + Adam."
     )
