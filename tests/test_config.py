@@ -56,9 +56,9 @@ def test_loss_options_are_validated_by_the_loss(host):
     [
         (
             ["--set", "train.stepz=5"],
-            "train.stepz: unknown key (allowed: accumulate, batch_size, channels_last, compile, device, ema, "
-            "ema_half_life_kimg, ema_rampup, fused_optimizer, init_from, init_strict, n_critic, precision, seed, "
-            "steps, threads)",
+            "train.stepz: unknown key (allowed: accumulate, allocator, batch_size, channels_last, compile, device, "
+            "ema, ema_half_life_kimg, ema_rampup, fused_optimizer, init_from, init_strict, n_critic, precision, "
+            "seed, steps, threads)",
         ),
         (["--set", "train.steps=many"], "train.steps: Input should be a valid integer"),
         (["--set", "train.steps=0"], "train.steps: Input should be greater than or equal to 1"),
