@@ -59,6 +59,11 @@ class InfoGANSettings(NetworkWidths):
                                      "log-likelihood term in L_I.")
     hidden: int = Field(1024, ge=0, le=8192, description="Units of the fully connected layer the paper puts after "
                         "the generator's input and before the critic's heads (1024; 0: none, plain DCGAN stacks).")
+    real_code_weight: float = Field(0.0, ge=0.0, description="Weight of a CatGAN-style term on real images "
+                                    "(Springenberg 2016): Q's reading of a real batch made confident per image and "
+                                    "balanced over the batch (minus the mutual information between the images and "
+                                    "Q's categories), so the categories Q reads in generated images are the "
+                                    "classes real data falls into (0: off, the paper's InfoGAN).")
     q_hidden: int = Field(128, ge=4, le=4096, description="Hidden units of the Q head on the critic's body "
                           "(128 in the paper).")
 
@@ -139,6 +144,12 @@ class InfoGAN(Variant):
         terms = {"adv": self.loss.critic_loss(real.scores, generated.scores)}
         stats = {"real": real.scores.detach().float().mean(), "fake": generated.scores.detach().float().mean()}
         self._information(generated, codes, terms, stats)  # Q (and the body) learn to read the codes
+        if self.config.real_code_weight and real.code_logits is not None:
+            p = F.softmax(real.code_logits.float(), dim=1)
+            marginal = p.mean(0)
+            balance = -(marginal * marginal.clamp_min(1e-12).log()).sum()  # H[p(c)]: every category used
+            confidence = -(p * p.clamp_min(1e-12).log()).sum(1).mean()  # E H[p(c|x)]: each image one category
+            terms["real_code"] = self.config.real_code_weight * (confidence - balance)
         return StepOutput(terms=terms, stats=stats,
                           penalties=[PenaltyInput(critic=lambda x: d(x).scores, real=batch.x, fake=fake)])
 

@@ -79,6 +79,30 @@ def test_both_players_learn_from_the_information_term():
     assert nets.critic.q[0].weight.grad.abs().sum() > 0 and nets.critic.body.features[0].weight.grad.abs().sum() > 0
 
 
+def test_the_real_code_term_is_minus_the_information_of_q_on_real_images():
+    """variant.real_code_weight: E H[Q(c|x)] - H[E Q(c|x)] over the real batch, weighted; it moves Q and the
+    body, not the generator; -log K when every image is read as one category and the batch uses all K."""
+    host = load_plugins()
+    cfg = make_config(host, "infogan", {**SMALL, **TINY, "variant.real_code_weight": 0.5})
+    built = build_run(cfg, Digits(cfg.data).load().spec, torch.device("cpu"))
+    variant, nets = built.variant, built.nets
+    ctx = StepContext(step=0, device=torch.device("cpu"), rng=torch.Generator().manual_seed(0))
+    batch = Batch(x=torch.rand(8, 1, 16, 16) * 2 - 1)
+    out = variant.critic_step(nets, batch, ctx)
+    p = torch.softmax(nets.critic(batch.x).code_logits, 1)
+    marginal = p.mean(0)
+    expected = 0.5 * ((-(p * p.log()).sum(1)).mean() + (marginal * marginal.log()).sum())
+    torch.testing.assert_close(out.terms["real_code"], expected, rtol=1e-4, atol=1e-5)
+    for _, net in nets.items():
+        net.zero_grad(set_to_none=True)
+    out.terms["real_code"].backward()
+    assert nets.critic.q[0].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in nets.generator.parameters())
+    off = make_config(host, "infogan", {**SMALL, **TINY})
+    built = build_run(off, Digits(off.data).load().spec, torch.device("cpu"))
+    assert "real_code" not in built.variant.critic_step(built.nets, batch, ctx).terms
+
+
 def test_fixed_code_changes_only_that_code(run):
     host, _, out = run
     model, _ = load_model(host, out)
