@@ -14,6 +14,7 @@ widened by half their range on each side (with 3 seeds the range is the spread t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -47,6 +48,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=2000, help="samples per evaluation")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="a --set for every run")
+    p.add_argument("--runs", type=Path, help="keep the run directories here (default: a temporary folder)")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
 
@@ -58,13 +60,13 @@ def main() -> None:
     if len(entries) != len(args.only):
         p.error(f"--only: known entries are {', '.join(e[0] for e in ENTRIES)}")
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() if args.runs is None else contextlib.nullcontext(str(args.runs)) as tmp:
         jobs = [(entry, variant, [*extra, *args.sets, f"train.seed={seed}", f"train.precision={prec}"], metrics,
                  Path(tmp) / f"{entry.replace(' ', '-')}-{prec}-{seed}", prec, seed)
                 for entry, variant, extra, metrics, _ in entries for seed in args.seeds for prec in args.precisions]
         with ThreadPoolExecutor(args.jobs) as pool:
             seconds = list(pool.map(lambda j: train(j[4], j[1], j[2]), jobs))
-        for (entry, variant, sets, metrics, run, prec, seed), took in zip(jobs, seconds, strict=True):
+        for (entry, _variant, _sets, metrics, run, prec, seed), took in zip(jobs, seconds, strict=True):
             results, _ = evaluate(host, run, metrics, [], n=args.n, echo=lambda m: None)
             values = {k: v for r in results for k, v in r["values"].items() if isinstance(v, (int, float))}
             rows.append({"entry": entry, "precision": prec, "seed": seed, "train_seconds": round(took, 1),
