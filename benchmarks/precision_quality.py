@@ -75,7 +75,8 @@ def main() -> None:
     summary = {}
     for entry, *_ in entries:
         mine = [r for r in rows if r["entry"] == entry]
-        keys = sorted(set.intersection(*(set(r["values"]) for r in mine)))
+        keys = sorted(k for k in set.intersection(*(set(r["values"]) for r in mine))
+                      if not k.endswith(("_std", "_real")))  # a value's own spread, the real data's score
         per = {}
         for key in keys:
             by = {prec: [r["values"][key] for r in mine if r["precision"] == prec] for prec in args.precisions}
