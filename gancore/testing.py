@@ -32,7 +32,7 @@ from gancore.kernel.state import network_sections
 from gancore.plugins import PluginHost
 
 #: Settings that make any variant's contract run small: tiny images, tiny batches.
-__all__ = ["SMALL", "VariantContract", "make_config", "quiet", "train", "weights"]
+__all__ = ["SMALL", "VariantContract", "built", "make_config", "quiet", "train", "weights"]
 
 SMALL: dict[str, Any] = {
     "data.image_size": 16,
@@ -54,6 +54,15 @@ def make_config(host: PluginHost, variant: str, overrides: dict[str, Any]) -> Ru
     """Resolve ``variant``'s config with dotted ``overrides`` applied in order."""
     sets = [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
     return resolve(host, build_raw(variant), sets)
+
+
+def built(host: PluginHost, variant: str, overrides: dict[str, Any]) -> Any:
+    """``variant``'s networks built on the CPU for ``overrides`` (its data loaded for the spec), as
+    :class:`gancore.kernel.build.BuiltRun`: call its ``variant``'s steps on ``nets`` directly."""
+    from gancore.kernel.build import build_run
+
+    cfg = make_config(host, variant, overrides)
+    return build_run(cfg, cfg.data_cls(cfg.data).load().spec, torch.device("cpu"))
 
 
 def train(host: PluginHost, cfg: RunConfig, run_dir: Path, *, resume: bool = False) -> Trainer:

@@ -6,8 +6,8 @@ past its trim threshold. An image network's activations and gradients are megaby
 freed and allocated again every iteration, so the first write to each of them page-faults every
 time (seen as a LeakyReLU backward of 16 MiB taking 22 ms instead of 0.7 ms). ``keep``
 (``mallopt``: mmap threshold 32 MiB, trim threshold 1 GiB, top pad 64 MiB) keeps freed memory in the
-process for the next iteration: measured +4% images/s for DCGAN at 64x64 on the CPU, the peak
-resident memory unchanged (benchmarks/README.md). The setting is process-wide and stays for the
+process for the next iteration: measured +4% images/s for DCGAN at 64x64 on the CPU
+(benchmarks/README.md; the peak resident memory was not measured with it). The setting is process-wide and stays for the
 life of the process; it applies only where glibc is the C library (elsewhere ``keep`` is a config
 error and ``auto`` does nothing).
 """

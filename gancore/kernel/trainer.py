@@ -92,9 +92,7 @@ class Trainer:
         cfg.train.precision = precision  # config.json and the checkpoints record what auto chose
         self.threads = ThreadPolicy(cfg.train.threads)
         self.threads_why = self.threads.start()
-        kept_memory = apply_allocator(cfg.train.allocator, self.device.type)
-        if kept_memory:
-            self.threads_why += f"; {kept_memory}"
+        self.allocator_why = apply_allocator(cfg.train.allocator, self.device.type)
         self.slowdown = SlowdownWatch(self.echo, remedy=SHARING_REMEDY) if self.device.type == "cpu" else None
         data: TensorData = cfg.data_cls(cfg.data).load()
         data.check(cfg.data_where)
@@ -211,7 +209,7 @@ class Trainer:
             self._hook("gancore_initialized", reports=self.built.init_reports)
         self.echo(
             f"training {cfg.variant_cls.name} on {cfg.data_cls.name} ({self.device}; {self.precision.name}, "
-            f"{self.precision_why}; {self.threads_why}"
+            f"{self.precision_why}; {self.threads_why}" + (f"; {self.allocator_why}" if self.allocator_why else "")
             + (f"; {self.dist.world_size} processes x batch {cfg.train.batch_size}" if self.dist.enabled else "")
             + f") for {total} steps -> {self.run_dir}"
         )

@@ -14,12 +14,10 @@ from gancore.app import load_plugins
 from gancore.cli import cli
 from gancore.codes import codes_from_json
 from gancore.config import build_raw, resolve
-from gancore.data.digits import Digits
 from gancore.errors import ConfigError
 from gancore.inference import draw, load_model, sample_codes
 from gancore.interfaces import Batch, StepContext
-from gancore.kernel.build import build_run
-from gancore.testing import SMALL, VariantContract, make_config, train, weights
+from gancore.testing import SMALL, VariantContract, built, make_config, train, weights
 
 #: SMALL without its image size, for vector data
 VECTOR = {k: v for k, v in SMALL.items() if k != "data.image_size"}
@@ -63,10 +61,8 @@ def test_codes_sit_beside_the_noise_and_reach_the_checkpoint(run):
 
 def test_both_players_learn_from_the_information_term():
     """The Q head's weights move only through L_I; the generator gets a gradient from it too."""
-    host = load_plugins()
-    cfg = make_config(host, "infogan", {**SMALL, **TINY})
-    built = build_run(cfg, Digits(cfg.data).load().spec, torch.device("cpu"))
-    variant, nets = built.variant, built.nets
+    run = built(load_plugins(), "infogan", {**SMALL, **TINY})
+    variant, nets = run.variant, run.nets
     ctx = StepContext(step=0, device=torch.device("cpu"), rng=torch.Generator().manual_seed(0))
     batch = Batch(x=torch.zeros(8, 1, 16, 16))
     out = variant.generator_step(nets, batch, ctx)
@@ -83,9 +79,8 @@ def test_the_real_code_term_is_minus_the_information_of_q_on_real_images():
     """variant.real_code_weight: E H[Q(c|x)] - H[E Q(c|x)] over the real batch, weighted; it moves Q and the
     body, not the generator; -log K when every image is read as one category and the batch uses all K."""
     host = load_plugins()
-    cfg = make_config(host, "infogan", {**SMALL, **TINY, "variant.real_code_weight": 0.5})
-    built = build_run(cfg, Digits(cfg.data).load().spec, torch.device("cpu"))
-    variant, nets = built.variant, built.nets
+    run = built(host, "infogan", {**SMALL, **TINY, "variant.real_code_weight": 0.5})
+    variant, nets = run.variant, run.nets
     ctx = StepContext(step=0, device=torch.device("cpu"), rng=torch.Generator().manual_seed(0))
     batch = Batch(x=torch.rand(8, 1, 16, 16) * 2 - 1)
     out = variant.critic_step(nets, batch, ctx)
@@ -98,9 +93,8 @@ def test_the_real_code_term_is_minus_the_information_of_q_on_real_images():
     out.terms["real_code"].backward()
     assert nets.critic.q[0].weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in nets.generator.parameters())
-    off = make_config(host, "infogan", {**SMALL, **TINY})
-    built = build_run(off, Digits(off.data).load().spec, torch.device("cpu"))
-    assert "real_code" not in built.variant.critic_step(built.nets, batch, ctx).terms
+    off = built(host, "infogan", {**SMALL, **TINY})
+    assert "real_code" not in off.variant.critic_step(off.nets, batch, ctx).terms
 
 
 def test_fixed_code_changes_only_that_code(run):

@@ -18,8 +18,7 @@ from gancore.data.digits import Digits
 from gancore.errors import ConfigError
 from gancore.inference import load_model, translate_images
 from gancore.interfaces import Batch, StepContext
-from gancore.kernel.build import build_run
-from gancore.testing import SMALL, VariantContract, make_config, train
+from gancore.testing import SMALL, VariantContract, built, make_config, train
 
 #: SMALL without its image size, for vector data
 VECTOR = {k: v for k, v in SMALL.items() if k != "data.image_size"}
@@ -62,10 +61,8 @@ def _grads(variant, nets, phase, ctx, batch):
 
 
 def test_larsens_scheme_which_loss_updates_which_network():
-    host = load_plugins()
-    cfg = make_config(host, "vaegan", {**SMALL, **TINY, "variant.critic_width": 4})
-    built = build_run(cfg, Digits(cfg.data).load().spec, torch.device("cpu"))
-    variant, nets = built.variant, built.nets
+    run = built(load_plugins(), "vaegan", {**SMALL, **TINY, "variant.critic_width": 4})
+    variant, nets = run.variant, run.nets
     ctx = StepContext(step=0, device=torch.device("cpu"), rng=torch.Generator().manual_seed(0))
     batch = Batch(x=torch.rand(8, 1, 16, 16) * 2 - 1)
     assert nets.names() == ["generator", "critic", "encoder"]
