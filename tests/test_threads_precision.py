@@ -244,3 +244,73 @@ def test_the_allocator_setting(monkeypatch):
     host = load_plugins()
     with pytest.raises(ConfigError, match="allocator"):
         make_config(host, "dcgan", {"train.allocator": "jemalloc"})
+
+
+def test_a_small_networks_work_caps_auto_at_one_thread(tmp_path, monkeypatch):
+    monkeypatch.setattr(th, "RECOUNT_SECONDS", 0.0)
+    assert th.threads_for_work(th.ONE_THREAD_FLOPS - 1, 4)[0] == 1
+    assert th.threads_for_work(th.ONE_THREAD_FLOPS, 4) == (4, "")
+    assert th.threads_for_work(10, 1) == (1, "")  # one core: nothing to lower
+    calls: list[int] = []
+    policy = th.ThreadPolicy("auto", environ={}, folder=tmp_path, cores={0, 1, 2, 3}, quota=None,
+                             set_threads=calls.append)
+    policy.start()
+    assert policy.counts_work and policy.limit(12_500_000) and calls[-1] == 1
+    assert policy.describe().startswith("1 thread, auto: 4 cores; 1 for this small network (12.5 MFLOP")
+    holder = _holder(tmp_path, "0")
+    try:
+        assert not policy.recount() and policy.threads == 1  # sharing never raises it above the cap
+    finally:
+        holder.kill()
+        holder.wait()
+        policy.close()
+    big = th.ThreadPolicy("auto", environ={}, folder=tmp_path, cores={0, 1}, quota=None, set_threads=calls.append)
+    big.start()
+    assert not big.limit(th.ONE_THREAD_FLOPS * 10) and big.threads == 2 and big.describe() == "2 threads, auto: 2 cores"
+    big.close()
+    for fixed in (th.ThreadPolicy(2, environ={}, cores={0, 1}, set_threads=calls.append),
+                  th.ThreadPolicy("auto", environ={"OMP_NUM_THREADS": "2"}, cores={0, 1}, set_threads=calls.append)):
+        assert not fixed.counts_work  # a count the user set is kept, however small the network
+
+
+def test_the_work_counter_counts_and_changes_no_number():
+    a, b = torch.randn(8, 16), torch.randn(16, 4, requires_grad=True)
+    conv, image = torch.nn.Conv2d(3, 5, 3), torch.randn(2, 3, 6, 6, requires_grad=True)
+    plain = (a @ b, conv(image))
+    with th.WorkCounter() as counter:
+        counted = (a @ b, conv(image))
+        (x_grad,) = torch.autograd.grad(counted[1].sum(), image, create_graph=True)  # a penalty's double backward
+        x_grad.pow(2).sum().backward()
+    assert torch.equal(plain[0], counted[0]) and torch.equal(plain[1], counted[1])
+    assert counter.flops > 2 * 8 * 16 * 4 + 2 * (2 * 5 * 4 * 4) * (3 * 3 * 3)  # the matmul, the conv, and more
+
+
+@pytest.mark.skipif(th.usable_cores() < 2, reason="needs 2 usable cores for auto to lower its count")
+def test_a_small_run_trains_on_one_thread_and_resumes_on_it_bitwise(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANCORE_SHARE_DIR", str(tmp_path / "share"))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    host = load_plugins()
+    from gancore.kernel.checkpoint import read_checkpoint
+    from gancore.kernel.trainer import Trainer
+
+    base = {"train.batch_size": 8, "variant.generator_width": 4, "variant.critic_width": 4, "data.image_size": 8,
+            "log.sample_every": 0, "log.progress": False, "log.checkpoint_every": 2}
+
+    def run(out, steps, resume=False):
+        lines: list[str] = []
+        cfg = make_config(host, "dcgan", {**base, "train.steps": steps})
+        trainer = Trainer(host, cfg, out, echo=lines.append, resume=resume)
+        trainer.train()
+        return trainer, lines
+
+    whole, lines = run(tmp_path / "whole", 4)
+    assert any(line.startswith("threads: 1 thread, auto: ") and "small network" in line for line in lines), lines
+    ckpt = read_checkpoint(whole.last_checkpoint)
+    assert int(ckpt.metadata["iteration_flops"]) == whole.iteration_flops > 0
+    run(tmp_path / "part", 2)
+    resumed, lines = run(tmp_path / "part", 4, resume=True)
+    first = next(line for line in lines if line.startswith("training "))
+    assert "1 thread, auto: " in first and "small network" in first, first  # from the checkpoint, not recounted
+    assert not any(line.startswith("threads: ") for line in lines)
+    for name, tensor in read_checkpoint(resumed.last_checkpoint).tensors.items():
+        assert torch.equal(tensor, ckpt.tensors[name]), name
