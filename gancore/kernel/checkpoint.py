@@ -246,7 +246,7 @@ def check_metadata(path: Path, metadata: dict[str, str]) -> None:
     for key in ("step", "config"):
         if key not in metadata:
             raise CheckpointError(f"{path}: checkpoint metadata lacks {key!r}")
-    for key in ("step", "critic_steps", "iteration_flops"):
+    for key in ("step", "critic_steps"):
         if key in metadata and not _COUNT.fullmatch(metadata[key]):
             raise bad(key, "a non-negative integer")
     kinds = {"config": dict, "updates": dict, "sampler": dict}

@@ -172,8 +172,6 @@ class ThreadPolicy:
                 self.registry = None
         self.sharing = 1
         self.threads = self.fixed or self.usable
-        self.cap, self.cap_why = self.usable, ""
-        """``auto``'s ceiling from the run's work (:meth:`limit`), and why."""
         self._last_count = -math.inf
 
     def start(self) -> str:
@@ -184,29 +182,14 @@ class ThreadPolicy:
         self.recount(force=True)
         return self.describe()
 
-    @property
-    def counts_work(self) -> bool:
-        """Whether ``auto`` may still lower its count for a small network (:meth:`limit`)."""
-        return self.fixed is None and self.usable > 1
-
-    def limit(self, flops: int) -> bool:
-        """``auto`` for a network this small: cap the count at :func:`threads_for_work` of one iteration's
-        ``flops``; True when the thread count changed."""
-        before = self.threads
-        self.cap, self.cap_why = threads_for_work(flops, self.usable)
-        self.recount(force=True)
-        return self.threads != before
-
     def describe(self) -> str:
         share = f" shared by {self.sharing} gancore runs" if self.sharing > 1 else ""
-        small = f"; {self.cap_why}" if self.cap_why else ""
-        return f"{_threads(self.threads)}, auto: {self.usable} cores{share}{small}"
+        return f"{_threads(self.threads)}, auto: {self.usable} cores{share}"
 
     def recount(self, force: bool = False) -> bool:
         """Re-divide the cores if the count of sharing processes changed; True when the thread count did."""
         if self.registry is None:
             if force:
-                self.threads = min(self.cap, self.usable)
                 self._set(self.threads)
             return False
         now = time.monotonic()
@@ -214,7 +197,7 @@ class ThreadPolicy:
             return False
         self._last_count = now
         self.sharing = self.registry.count()
-        threads = max(1, min(self.cap, self.usable // self.sharing))
+        threads = max(1, self.usable // self.sharing)
         changed = threads != self.threads
         if changed or force:
             self.threads = threads
@@ -225,53 +208,6 @@ class ThreadPolicy:
         if self.registry is not None:
             self.registry.leave()
             self.registry = None
-
-
-#: One training iteration (both players' forward and backward passes) of fewer floating-point operations
-#: than this ran faster on one thread than on two on this project's 2-core CPU (benchmarks/README.md,
-#: "One thread or all the cores"): torch's per-op threading costs more than it gains on such small ops.
-ONE_THREAD_FLOPS = 200_000_000
-
-
-def threads_for_work(flops: int, usable: int) -> tuple[int, str]:
-    """``auto``'s ceiling for a run whose iteration is ``flops``: one thread under :data:`ONE_THREAD_FLOPS`,
-    else all ``usable`` cores; with the reason for the log when it is one."""
-    if flops < ONE_THREAD_FLOPS and usable > 1:
-        return 1, (f"1 for this small network ({flops / 1e6:.1f} MFLOP an iteration, under the "
-                   f"{ONE_THREAD_FLOPS / 1e6:.0f} where one thread measured faster)")
-    return usable, ""
-
-
-class WorkCounter:
-    """Counts the floating-point operations torch's flop counter has formulas for (matmuls, convolutions
-    and their gradients) while it is entered: a dispatch mode that runs every op as it is, so counting
-    changes no result. Unlike ``FlopCounterMode`` it keeps no module hooks, which ``autograd.grad`` (a
-    gradient penalty) refuses."""
-
-    def __init__(self) -> None:
-        from torch.utils._python_dispatch import TorchDispatchMode
-        from torch.utils.flop_counter import flop_registry
-
-        counter = self
-
-        class _Mode(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
-                kwargs = kwargs or {}
-                out = func(*args, **kwargs)
-                formula = flop_registry.get(func._overloadpacket)
-                if formula is not None:
-                    counter.flops += int(formula(*args, **kwargs, out_val=out))
-                return out
-
-        self.flops = 0
-        self._mode = _Mode()
-
-    def __enter__(self) -> WorkCounter:
-        self._mode.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._mode.__exit__(*exc)
 
 
 class SlowdownWatch:

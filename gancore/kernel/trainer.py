@@ -36,7 +36,7 @@ from gancore.kernel.run_dir import RunDirectory
 from gancore.kernel.run_view import Run
 from gancore.kernel.sampler import BatchSampler
 from gancore.kernel.state import TrainState, Updater, process_seeds
-from gancore.kernel.threads import SHARING_REMEDY, SlowdownWatch, ThreadPolicy, WorkCounter
+from gancore.kernel.threads import SHARING_REMEDY, SlowdownWatch, ThreadPolicy
 from gancore.plugins import PluginHost
 
 
@@ -94,10 +94,6 @@ class Trainer:
         self.threads_why = self.threads.start()
         self.allocator_why = apply_allocator(cfg.train.allocator, self.device.type)
         self.slowdown = SlowdownWatch(self.echo, remedy=SHARING_REMEDY) if self.device.type == "cpu" else None
-        self.iteration_flops: int | None = None
-        """One iteration's floating-point operations, counted once (``train.threads = auto`` on the CPU)."""
-        self._count_work = (self.threads.counts_work and self.device.type == "cpu" and not self.dist.enabled
-                            and not cfg.train.compile)
         data: TensorData = cfg.data_cls(cfg.data).load()
         data.check(cfg.data_where)
         for note in data.notes:
@@ -261,10 +257,7 @@ class Trainer:
             self.state.interval_start = self.step
         for _ in range(steps):
             began = time.perf_counter()
-            if self._count_work:
-                self._count_iteration()
-            else:
-                self._iteration()
+            self._iteration()
             if self.slowdown is not None:
                 self.slowdown.add(time.perf_counter() - began)
             if self.threads.recount():
@@ -288,24 +281,6 @@ class Trainer:
                 self.directory.write_stopped(self.step, reason)
                 self.echo(f"stopped at step {self.step}: {reason}")
                 return
-
-    def _count_iteration(self) -> None:
-        """The first iteration, its work counted (the same numbers: counting only watches the ops); ``auto``
-        then takes fewer threads for a small network. The count goes into the checkpoints, so a resumed run
-        takes the same threads from its first step."""
-        with WorkCounter() as counter:
-            self._iteration()
-        self._work(counter.flops, announce=True)
-
-    def _work(self, flops: int, announce: bool) -> None:
-        self._count_work = False
-        self.iteration_flops = flops
-        if self.threads.limit(flops):
-            self.threads_why = self.threads.describe()
-            if announce:
-                self.echo(f"threads: {self.threads_why}")
-            if self.slowdown is not None:
-                self.slowdown.reset()
 
     def _stop_requested(self) -> bool:
         """A plugin called ``run.stop``: at once in one process; under torch.distributed at a logging step,
@@ -353,8 +328,6 @@ class Trainer:
             self.directory.write_checkpoint(self.step, {}, {}, keep=self.cfg.log.keep_checkpoints)
             return
         tensors, meta = self.state.checkpoint(self.cfg.to_dict(), self.precision.name)
-        if self.iteration_flops is not None:
-            meta["iteration_flops"] = str(self.iteration_flops)
         self._check_state_finite(tensors)
         path = self.directory.write_checkpoint(self.step, tensors, meta, keep=self.cfg.log.keep_checkpoints)
         self._hook("gancore_checkpoint_saved", step=self.step, path=str(path))
@@ -373,8 +346,6 @@ class Trainer:
     def _resume(self) -> None:
         def restore(ckpt: ck.Checkpoint) -> None:
             self.state.restore(ckpt, seed=self.cfg.train.seed, rank=self.dist.rank, distributed=self.dist.enabled)
-            if self._count_work and "iteration_flops" in ckpt.metadata:
-                self._work(int(ckpt.metadata["iteration_flops"]), announce=False)  # the first line says it
 
         path = self.directory.resume(restore, max_step=self.cfg.train.steps, echo=self.echo)
         self.view.resumed_from = self.state.step
