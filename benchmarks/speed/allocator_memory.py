@@ -44,7 +44,8 @@ threading.Thread(target=watch, daemon=True).start()
 from gancore.app import load_plugins
 from gancore.kernel import Trainer
 from gancore.testing import make_config, quiet
-variant, over, steps, allocator, threads = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+variant, over, steps = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+allocator, threads = sys.argv[4], sys.argv[5]
 host = load_plugins()
 cfg = make_config(host, variant, {**over, "train.steps": steps + 1, "train.allocator": allocator,
                                   "train.threads": int(threads), "log.progress": False, "log.sample_every": 0,
