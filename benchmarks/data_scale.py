@@ -32,9 +32,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 
-DRIVER = r"""
-import json, sys, threading, time
-started = time.perf_counter()
+#: Child-process source that samples the process's peak anonymous RSS (MB) into ``peak[0]`` every 10 ms.
+RSS_WATCH = r"""
+import threading, time
 peak = [0]
 def rss_anon():
     for line in open("/proc/self/status"):
@@ -45,6 +45,11 @@ def watch():
     while True:
         peak[0] = max(peak[0], rss_anon()); time.sleep(0.01)
 threading.Thread(target=watch, daemon=True).start()
+"""
+
+DRIVER = RSS_WATCH + r"""
+import json, sys
+started = time.perf_counter()
 from gancore.kernel import Trainer
 from gancore.app import load_plugins
 from gancore.testing import make_config, quiet

@@ -19,7 +19,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 
+from data_scale import RSS_WATCH  # noqa: E402
 from peer import cpu  # noqa: E402
 
 RUNS = {
@@ -29,18 +31,8 @@ RUNS = {
     "wgan-gp-grid": ("wgan", {"variant.mode": "gp", "data.name": "gaussian-grid"}),
 }
 
-CHILD = r"""
-import json, sys, tempfile, threading, time
-peak = [0]
-def rss_anon():
-    for line in open("/proc/self/status"):
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) // 1024
-    return 0
-def watch():
-    while True:
-        peak[0] = max(peak[0], rss_anon()); time.sleep(0.01)
-threading.Thread(target=watch, daemon=True).start()
+CHILD = RSS_WATCH + r"""
+import json, sys, tempfile, time
 from gancore.app import load_plugins
 from gancore.kernel import Trainer
 from gancore.testing import make_config, quiet
