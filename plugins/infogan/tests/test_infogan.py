@@ -35,6 +35,21 @@ def test_defaults_are_the_papers():
     assert (v.categories, v.continuous, v.noise_dim, v.info_weight) == (10, 2, 16, 1.0)
     assert cfg.optim.generator.lr == 1e-3 and cfg.optim.critic.lr == 2e-4
     assert cfg.optim.generator.betas == cfg.optim.critic.betas == (0.5, 0.999)
+    assert cfg.train.ema == 0.999  # samples from the average: the raw generator's code reading swings
+
+
+def test_samples_come_from_the_ema_generator_and_resume_keeps_it(tmp_path):
+    host = load_plugins()
+    over = {**SMALL, **TINY, "log.checkpoint_every": 2}
+    straight = train(host, make_config(host, "infogan", {**over, "train.steps": 4}), tmp_path / "a")
+    assert straight.built.ema is not None and straight.built.generator() is straight.built.ema
+    assert any(k.startswith("ema.") for k in weights(straight))
+    train(host, make_config(host, "infogan", {**over, "train.steps": 2}), tmp_path / "b")
+    resumed = train(host, make_config(host, "infogan", {**over, "train.steps": 4}), tmp_path / "b", resume=True)
+    a, b = weights(straight), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    off = make_config(host, "infogan", {**over, "train.ema": None})
+    assert off.train.ema is None
 
 
 @pytest.fixture(scope="module")
