@@ -181,3 +181,10 @@ def test_translate_mode_puts_the_found_orientation_in_front_of_g(tmp_path):
     assert '"angle": 90.0' in (tmp_path / "t" / "init.json").read_text()
     train(host, make_config(host, "siamese", {**SMALL, **TINY}), tmp_path / "g")  # generate mode: no search
     assert not (tmp_path / "g" / "init.json").exists()
+
+
+def test_auto_keeps_fp32_when_generating_and_bf16_may_translate():
+    host = load_plugins()
+    siamese = host.variants.get("siamese")
+    assert siamese.capabilities(make_config(host, "siamese", {}).variant).auto_bf16 is False
+    assert siamese.capabilities(make_config(host, "siamese", {"variant.mode": "translate"}).variant).auto_bf16
