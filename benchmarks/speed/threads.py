@@ -110,9 +110,10 @@ def main() -> None:
     cores = usable_cores()
     if cores < 2:
         raise SystemExit("threads.py: this process may use 1 core; there is nothing to compare")
+    machine = cpu()  # before the trainers set torch's thread count
     with tempfile.TemporaryDirectory() as tmp:
         rows = [measure(name, cores, args, Path(tmp)) for name in args.runs]
-    result = {"machine": cpu(), "cores": cores, "command": " ".join(sys.argv), "rows": rows}
+    result = {"machine": machine, "cores": cores, "command": " ".join(sys.argv), "rows": rows}
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
 
