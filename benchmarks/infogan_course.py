@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -26,13 +25,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "speed"))
-
-
-def train(out: Path, seed: int, sets: list[str], every: int) -> None:
-    cmd = [sys.executable, "-m", "gancore", "run", "infogan", "--out", str(out), "--set", f"train.seed={seed}",
-           "--set", "train.threads=1", "--set", f"log.checkpoint_every={every}", "--set", "log.keep_checkpoints=1000",
-           "--set", "log.progress=false", "--set", "log.sample_every=0", *[x for kv in sets for x in ("--set", kv)]]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
 def q_on_real(model, real, flat) -> dict:
@@ -63,25 +55,24 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
 
-    import torch
-    import torch.nn.functional as F
     from digit_judge import fit_judge
-    from infogan import categorical_accuracy
+    from infogan import categorical_accuracy, train
     from peer import cpu
-    from sklearn.datasets import load_digits
 
     from gancore.app import load_plugins
+    from gancore.data.digits import Digits
     from gancore.inference import load_model
     from gancore.metrics.extractors import DigitClassifier
 
+    sets = ["train.threads=1", f"log.checkpoint_every={args.every}", "log.keep_checkpoints=1000",
+            "log.sample_every=0", *args.sets]
     with tempfile.TemporaryDirectory() as tmp:
         runs = {seed: Path(tmp) / f"infogan-{seed}" for seed in args.seeds}
         with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(lambda seed: train(runs[seed], seed, args.sets, args.every), args.seeds))
+            list(pool.map(lambda seed: train(runs[seed], None, seed, sets), args.seeds))
         classifier, (second, _) = DigitClassifier(), fit_judge()
         host = load_plugins()
-        digits = torch.tensor(load_digits().images, dtype=torch.float32).unsqueeze(1) / 16.0
-        real = (F.interpolate(digits, size=(16, 16), mode="bilinear", align_corners=False).clamp(0, 1) * 2 - 1)
+        real = Digits(Digits.Config(image_size=16)).load().x  # the 1,797 digits as the runs trained on them
         flat = real.reshape(len(real), -1).numpy()
         rows = []
         for seed, run in runs.items():
