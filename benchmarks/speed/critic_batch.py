@@ -20,19 +20,10 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from examples_dcgan import critic  # noqa: E402
 from peer import cpu  # noqa: E402
-
-
-def critic(ndf: int) -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(1, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 8), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False))
 
 
 def main() -> None:
@@ -43,7 +34,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     cl = torch.channels_last
-    d = critic(64).to(memory_format=cl)
+    d = critic(1, 64).to(memory_format=cl)  # the example's own critic
     a, b = (torch.randn(args.batch, 1, 64, 64).to(memory_format=cl) for _ in range(2))
     both = torch.cat([a, b]).contiguous(memory_format=cl)
 
